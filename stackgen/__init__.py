@@ -1,0 +1,3 @@
+"""stackgen: put Node-RED on the internet safely."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,355 @@
+"""The user's `stack.yaml`, as strict pydantic models.
+
+Why strict: `stack.yaml` is the single source of truth for a security-relevant
+deployment. A typo such as `egres: true` silently ignored would be worse than
+an error, so every model forbids unknown keys, and every field carries a
+description (the JSON Schema that editors use is generated from these models).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SPEC_VERSION = 1
+
+Edge = Literal["caddy", "nginx", "traefik"]
+TlsMode = Literal["certbot-http01", "certbot-dns01", "edge-acme", "internal", "files"]
+Platform = Literal["linux/amd64", "linux/arm64", "linux/arm/v7"]
+DnsProvider = Literal[
+    "cloudflare", "digitalocean", "dnsimple", "gandi", "google", "linode",
+    "ovh", "rfc2136", "route53",
+]
+
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOSTNAME = re.compile(rf"^(\*\.)?({_LABEL}\.)+{_LABEL}$")
+_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_BCRYPT = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
+_SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+([-.][A-Za-z0-9.]+)?$")
+# repository[:tag][@sha256:digest]; deliberately conservative.
+_IMAGE = re.compile(
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+_NPM_PACKAGE = re.compile(r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*(@[A-Za-z0-9.^~<>=*|-]+)?$")
+_EDITOR_PATH = re.compile(r"^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$")
+_TIMEZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$")
+
+
+class FieldError(ValueError):
+    """A cross-field error that knows which field to blame.
+
+    Pydantic reports errors raised in model validators at the model's own
+    location; users need the field. `errors.py` reads `loc` back out.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class StrictModel(BaseModel):
+    """Base of every spec model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Tls(StrictModel):
+    """How the certificate and its private key are obtained, and by whom."""
+
+    mode: TlsMode = Field(
+        "certbot-http01",
+        description=(
+            "certbot-http01: a certbot sidecar obtains the certificate by HTTP-01 through the edge (default). "
+            "certbot-dns01: certbot by DNS-01 (needed for wildcards). "
+            "edge-acme: Caddy/Traefik obtain it themselves; trade-off: the internet-facing edge then holds the key. "
+            "internal: a local CA in the sidecar (LAN only, browsers must trust its root). "
+            "files: bring your own certificate and key."
+        ),
+    )
+    acme_directory: str | None = Field(
+        None,
+        description="ACME directory URL. Default: Let's Encrypt (or its staging with `staging: true`). Any URL for a private CA.",
+    )
+    staging: bool = Field(False, description="Use Let's Encrypt's staging directory (untrusted certificates, generous rate limits).")
+    ca_bundle: str | None = Field(
+        None,
+        description="PEM file (relative to the stack directory) of CA certificates trusted for the ACME directory's TLS: a private CA such as step-ca or pebble.",
+    )
+    dns_provider: DnsProvider | None = Field(None, description="certbot DNS plugin for certbot-dns01.")
+    dns_credentials_file: str | None = Field(
+        None, description="certbot-dns01: the DNS plugin's credentials file (mounted as a compose secret, never copied into compose.yaml)."
+    )
+    cert_file: str | None = Field(None, description="files mode: PEM certificate chain.")
+    key_file: str | None = Field(None, description="files mode: PEM private key.")
+    renew_interval_hours: int = Field(12, ge=1, le=24, description="How often the sidecar checks for renewal.")
+
+    @field_validator("acme_directory")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https://[^\s/]+(/\S*)?$", value):
+            raise ValueError("must be an https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _mode_requirements(self) -> Self:
+        if self.mode == "certbot-dns01" and (self.dns_provider is None or self.dns_credentials_file is None):
+            missing = "dns_provider" if self.dns_provider is None else "dns_credentials_file"
+            raise FieldError((missing,), "certbot-dns01 needs dns_provider and dns_credentials_file")
+        if self.mode == "files" and (self.cert_file is None or self.key_file is None):
+            raise FieldError(("cert_file" if self.cert_file is None else "key_file",), "files mode needs cert_file and key_file")
+        if self.mode != "files" and (self.cert_file or self.key_file):
+            raise FieldError(("cert_file" if self.cert_file else "key_file",), "cert_file/key_file are only used in files mode")
+        if self.staging and self.acme_directory is not None:
+            raise FieldError(("staging",), "staging and acme_directory are exclusive: staging selects Let's Encrypt's staging directory")
+        return self
+
+    @property
+    def directory_url(self) -> str:
+        """The ACME directory actually used."""
+        if self.acme_directory:
+            return self.acme_directory
+        return LETS_ENCRYPT_STAGING if self.staging else LETS_ENCRYPT
+
+    @property
+    def uses_certbot(self) -> bool:
+        """True when the certbot sidecar talks to an ACME CA."""
+        return self.mode in ("certbot-http01", "certbot-dns01")
+
+    @property
+    def uses_sidecar(self) -> bool:
+        """True when a separate container (not the edge) writes the key."""
+        return self.mode in ("certbot-http01", "certbot-dns01", "internal")
+
+
+class Ports(StrictModel):
+    """Where the edge listens on the host."""
+
+    bind_address: str = Field("0.0.0.0", description="Host address the edge's ports are published on (0.0.0.0 = every interface).")
+    http: int = Field(80, ge=1, le=65535, description="Host port for HTTP (redirects to HTTPS; serves the ACME challenge).")
+    https: int = Field(443, ge=1, le=65535, description="Host port for HTTPS.")
+
+    @field_validator("bind_address")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        if self.http == self.https:
+            raise FieldError(("https",), f"http and https cannot share port {self.http}")
+        return self
+
+
+def _image(value: str | None) -> str | None:
+    if value is not None and not _IMAGE.match(value):
+        raise ValueError(f"{value!r} is not an image reference (name[:tag][@sha256:digest])")
+    return value
+
+
+class Images(StrictModel):
+    """Image overrides per service: a tag or a digest. Unset means stackgen's pinned default."""
+
+    node_red: str | None = Field(None, description="Node-RED image.")
+    edge: str | None = Field(None, description="Edge image (Caddy, NGINX or Traefik, as `edge` says).")
+    certbot: str | None = Field(None, description="Certificate sidecar image (certbot, or its DNS-plugin variant).")
+
+    _check = field_validator("node_red", "edge", "certbot")(classmethod(lambda cls, v: _image(v)))
+
+
+class BasicAuth(StrictModel):
+    """A user name and a bcrypt hash, as Node-RED's httpNodeAuth takes them."""
+
+    user: str = Field(..., description="User name.")
+    password_hash: str = Field(..., description="bcrypt hash of the password (never the password itself).")
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not _USERNAME.match(value):
+            raise ValueError("letters, digits and ._@- only, at most 64")
+        return value
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        if not _BCRYPT.match(value):
+            raise ValueError("must be a bcrypt hash ($2b$...)")
+        return value
+
+
+class Editor(StrictModel):
+    """Node-RED's editor and admin API."""
+
+    enabled: bool = Field(True, description="Serve the flow editor and admin API. Off: flows are fixed, nothing can be authored remotely.")
+    path: str = Field("/", description="URL path of the editor (httpAdminRoot).")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not _EDITOR_PATH.match(value):
+            raise ValueError("must be an absolute URL path such as / or /admin")
+        return value
+
+
+class NodeRed(StrictModel):
+    """The Node-RED service: the weakest part, so the most constrained."""
+
+    version: str = Field("4.0.9", description="Node-RED version (image tag of the default image).")
+    admin_user: str = Field("admin", description="Editor/admin API user name.")
+    admin_password_hash: str = Field(..., description="bcrypt hash of the admin password. `stackgen init` makes it; the password is never stored.")
+    credential_secret_file: str = Field(
+        "secrets/node_red_credential_secret",
+        description="File holding Node-RED's credentialSecret (encrypts flow credentials). Created with mode 0600 when missing; reaches the container as a compose secret.",
+    )
+    http_node_auth: BasicAuth | None = Field(None, description="Basic auth in front of HTTP-in nodes and the dashboard (httpNodeAuth).")
+    editor: Editor = Field(default_factory=Editor, description="The flow editor.")
+    extra_nodes: list[str] = Field(default_factory=list, description="Extra npm node packages, baked into a custom image by `stackgen build` (a read-only Node-RED cannot install at run time).")
+    egress: bool = Field(False, description="Let Node-RED open connections to the outside (an egress-only network nobody else joins). Default: no route out at all.")
+    memory_limit: str | None = Field(None, description="Memory limit such as 512m. Default depends on platform.")
+    pids_limit: int = Field(256, ge=32, le=32768, description="Maximum processes/threads.")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _VERSION.match(value):
+            raise ValueError("must be a version such as 4.0.9")
+        return value
+
+    @field_validator("admin_user")
+    @classmethod
+    def _admin_user(cls, value: str) -> str:
+        if not _USERNAME.match(value):
+            raise ValueError("letters, digits and ._@- only, at most 64")
+        return value
+
+    @field_validator("admin_password_hash")
+    @classmethod
+    def _admin_hash(cls, value: str) -> str:
+        if not _BCRYPT.match(value):
+            raise ValueError("must be a bcrypt hash ($2b$...); `stackgen init` makes one from the password")
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None and not _SIZE.match(value):
+            raise ValueError("must be a size such as 512m or 1g")
+        return value
+
+    @field_validator("extra_nodes")
+    @classmethod
+    def _nodes(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _NPM_PACKAGE.match(name):
+                raise ValueError(f"{name!r} is not an npm package name")
+        if len(set(value)) != len(value):
+            raise ValueError("duplicate packages")
+        return value
+
+
+class Logging(StrictModel):
+    """Container log rotation (json-file). Unset values depend on platform: SD cards wear out."""
+
+    max_size: str | None = Field(None, description="Size of one log file before rotation, such as 10m.")
+    max_files: int | None = Field(None, ge=1, le=20, description="Rotated files kept per container.")
+
+    @field_validator("max_size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None and not _SIZE.match(value):
+            raise ValueError("must be a size such as 10m")
+        return value
+
+
+class Stack(StrictModel):
+    """A Node-RED stack: Node-RED behind an edge, with a certificate sidecar."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        json_schema_extra={"$id": "https://stackgen.dev/schema/stack-v1.json", "title": "stackgen stack.yaml"},
+    )
+
+    version: Literal[1] = Field(SPEC_VERSION, description="Version of this file's format.")
+    project: str = Field(..., description="Compose project name (lowercase letters, digits, - and _).")
+    domains: list[str] = Field(..., min_length=1, description="Host names the edge serves; the first names the certificate.")
+    email: str = Field(..., description="ACME account e-mail (expiry notices).")
+    edge: Edge = Field("caddy", description="The edge proxy: the only published service.")
+    tls: Tls = Field(default_factory=Tls, description="Certificates.")
+    ports: Ports = Field(default_factory=Ports, description="Published ports of the edge.")
+    platform: Platform = Field("linux/amd64", description="Target platform (Raspberry Pi: linux/arm64 or linux/arm/v7).")
+    images: Images = Field(default_factory=Images, description="Image overrides.")
+    node_red: NodeRed = Field(..., description="Node-RED.")
+    timezone: str = Field("Etc/UTC", description="TZ of the containers.")
+    logging: Logging = Field(default_factory=Logging, description="Log rotation.")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not _PROJECT.match(value):
+            raise ValueError("lowercase letters, digits, - and _, starting with a letter or digit")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        cleaned = []
+        for raw in value:
+            name = raw.strip().lower().rstrip(".")
+            if len(name) > 253 or not _HOSTNAME.match(name):
+                raise ValueError(f"{raw!r} is not a valid host name")
+            if _is_ip_like(name):
+                raise ValueError(f"{raw!r} is an IP address, not a host name")
+            cleaned.append(name)
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("duplicate domain")
+        return cleaned
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        if not _TIMEZONE.match(value):
+            raise ValueError(f"{value!r} is not a time zone name such as Europe/Berlin")
+        return value
+
+    @model_validator(mode="after")
+    def _combinations(self) -> Self:
+        wildcard = [d for d in self.domains if d.startswith("*.")]
+        if wildcard and self.tls.mode not in ("certbot-dns01", "files"):
+            raise FieldError(("domains", self.domains.index(wildcard[0])), f"wildcard domain {wildcard[0]} needs tls.mode certbot-dns01 (HTTP-01 cannot prove a wildcard)")
+        if self.tls.mode == "edge-acme" and self.edge == "nginx":
+            raise FieldError(("tls", "mode"), "edge-acme needs an edge with a built-in ACME client (caddy or traefik); nginx has none")
+        return self
+
+    @property
+    def cert_name(self) -> str:
+        """certbot's lineage name: the first domain without a wildcard prefix."""
+        return self.domains[0].removeprefix("*.")
+
+
+def _is_ip_like(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return all(part.isdigit() for part in name.split("."))

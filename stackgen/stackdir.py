@@ -1,0 +1,180 @@
+"""A stack directory: `stack.yaml` in, generated files out.
+
+Why its own module: `init`, `generate`, `up` and the tests all need "read the
+spec with positions, validate, render, write safely", and none of that belongs
+in the CLI.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+from stackgen import files
+from stackgen.errors import StackgenError, format_spec_error
+from stackgen.render import NODE_RED_UID, render
+from stackgen.spec import Stack
+
+SPEC_NAME = "stack.yaml"
+SPEC_HEADER = (
+    "# stackgen stack: the source of truth for every file in this directory.\n"
+    "# Edit it, then run `stackgen generate .`. Format: `stackgen schema` (JSON Schema).\n"
+)
+
+
+@dataclass
+class GenerateResult:
+    """What `generate` did: the plan it carried out, backups it made, warnings to show."""
+
+    plan: files.Plan
+    backups: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    secrets_created: list[Path] = field(default_factory=list)
+
+
+def load_stack(directory: Path) -> Stack:
+    """Read and validate `DIR/stack.yaml`; errors name the file and line."""
+    path = directory / SPEC_NAME
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise StackgenError(f"{path}: not found (create one with `stackgen init {directory}`)") from None
+    except OSError as exc:
+        raise StackgenError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_stack(text, path)
+
+
+def parse_stack(text: str, path: Path) -> Stack:
+    try:
+        document = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise StackgenError(f"{where}: not valid YAML: {exc.problem}") from None
+    if not isinstance(document, dict):
+        raise StackgenError(f"{path}:1: expected a mapping of stack settings")
+    try:
+        return Stack.model_validate(_plain(document))
+    except ValidationError as exc:
+        raise StackgenError(format_spec_error(exc, path, document)) from None
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip types -> plain Python, so pydantic sees ordinary values."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def dump_stack(stack: Stack) -> bytes:
+    """`stack.yaml` text: every setting spelled out, so users see the knobs they have."""
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    buffer = io.StringIO()
+    buffer.write(SPEC_HEADER)
+    yaml.dump(stack.model_dump(mode="json", exclude_none=True), buffer)
+    return buffer.getvalue().encode()
+
+
+def referenced_files(stack: Stack) -> dict[str, str]:
+    """Files the spec points at that must exist before rendering, by field."""
+    found = {}
+    for name in ("ca_bundle", "dns_credentials_file", "cert_file", "key_file"):
+        value = getattr(stack.tls, name)
+        if value:
+            found[f"tls.{name}"] = value
+    return found
+
+
+def check_references(stack: Stack, directory: Path) -> None:
+    for field_name, value in referenced_files(stack).items():
+        path = Path(value) if value.startswith("/") else directory / value
+        if not path.is_file():
+            raise StackgenError(f"{directory / SPEC_NAME}: {field_name}: file not found: {path}")
+
+
+def generate(directory: Path, force: bool = False, stack: Stack | None = None) -> GenerateResult:
+    """Render every file from `stack.yaml` and write what changed. Hand edits stop it (or are backed up with force)."""
+    stack = stack or load_stack(directory)
+    check_references(stack, directory)
+    rendered = render(stack)
+    plan = files.plan(directory, rendered)
+    if plan.conflicts and not force:
+        raise files.HandEditError(plan)
+    result = GenerateResult(plan)
+    secret_path = _in(directory, stack.node_red.credential_secret_file)
+    try:
+        created, warning = files.ensure_secret(secret_path, lambda: secrets.token_hex(32).encode() + b"\n", NODE_RED_UID)
+    except OSError as exc:
+        raise StackgenError(f"{secret_path}: cannot write the secret ({exc.strerror})") from None
+    if created:
+        result.secrets_created.append(secret_path)
+    if warning:
+        result.warnings.append(warning)
+    result.backups = files.apply(plan, rendered, force=force)
+    return result
+
+
+def _in(directory: Path, value: str) -> Path:
+    return Path(value) if value.startswith("/") else directory / value
+
+
+def ensure_writable_dir(directory: Path) -> None:
+    """Fail before writing anything when DIR (or the parent that would hold it) is not writable."""
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StackgenError(f"{probe}: not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StackgenError(f"{probe}: not writable")
+
+
+def init(directory: Path, stack: Stack) -> GenerateResult:
+    """Write `stack.yaml` into a new stack directory, then render. All or nothing."""
+    if (directory / SPEC_NAME).exists():
+        raise StackgenError(f"{directory / SPEC_NAME}: already exists; edit it and run `stackgen generate {directory}`")
+    ensure_writable_dir(directory)
+    check_references(stack, directory)
+    render(stack)  # a template error must surface before anything is written
+    created_dir = not directory.exists()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        files.write_atomic(directory / SPEC_NAME, dump_stack(stack), 0o600)
+        return generate(directory, stack=stack)
+    except OSError as exc:
+        _undo_init(directory, created_dir)
+        raise StackgenError(f"{exc.filename or directory}: cannot write ({exc.strerror})") from None
+    except BaseException:
+        _undo_init(directory, created_dir)
+        raise
+
+
+def _undo_init(directory: Path, created_dir: bool) -> None:
+    """Remove what a failed init wrote: a stack directory is complete or absent."""
+    import shutil
+
+    if created_dir:
+        shutil.rmtree(directory, ignore_errors=True)
+    else:
+        (directory / SPEC_NAME).unlink(missing_ok=True)
