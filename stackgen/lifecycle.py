@@ -1,0 +1,172 @@
+"""`stackgen up` and `down`: run the stack through Compose, wait for health, explain failures.
+
+Why not just `docker compose up --wait`: a user whose stack does not come up
+needs to see which service waits for what, and the failing service's last log
+lines, not a bare exit code. And `up` applies the host firewall rule that
+closes the internal network's host-gateway hole (see firewall.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from stackgen import engine as engines
+from stackgen import files, firewall, stackdir
+from stackgen.errors import StackgenError
+from stackgen.render import Context
+
+
+@dataclass
+class ServiceState:
+    """What one service is doing, in words a user can act on."""
+
+    name: str
+    state: str = "absent"  # absent | created | running | restarting | exited | dead
+    health: str | None = None  # starting | healthy | unhealthy | None (no healthcheck)
+    detail: str = ""
+    exit_code: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "running" and self.health in ("healthy", None)
+
+    @property
+    def failed(self) -> bool:
+        return self.state in ("exited", "dead") or self.health == "unhealthy"
+
+
+@dataclass
+class UpResult:
+    project: str
+    states: dict[str, ServiceState]
+    seconds: float
+    firewall: str  # applied | unavailable | already
+    notes: list[str] = field(default_factory=list)
+
+
+class StackFailed(StackgenError):
+    """A service failed to become healthy; carries its last log lines."""
+
+    def __init__(self, message: str, service: str | None, logs: str) -> None:
+        super().__init__(message)
+        self.service = service
+        self.logs = logs
+
+
+def compose_document(directory: Path) -> dict[str, Any]:
+    return YAML(typ="safe").load((directory / "compose.yaml").read_text())
+
+
+def ensure_current(directory: Path) -> None:
+    """Refuse to run files that stack.yaml no longer describes (or that are missing)."""
+    stack = stackdir.load_stack(directory)
+    from stackgen.render import render
+
+    plan = files.plan(directory, render(stack))
+    stale = [f.path for f in plan.files if f.action in (files.Action.CREATE, files.Action.UPDATE)]
+    if stale:
+        raise StackgenError(f"{directory}: {', '.join(stale)} not up to date with stack.yaml: run `stackgen generate {directory}` first")
+
+
+def states(engine, project: str, document: dict[str, Any]) -> dict[str, ServiceState]:
+    found = {name: ServiceState(name) for name in document["services"]}
+    for container in engines.project_containers(engine, project):
+        name = container.labels.get("com.docker.compose.service")
+        if name not in found:
+            continue
+        attrs = container.attrs.get("State", {})
+        state = ServiceState(name, attrs.get("Status", "absent"))
+        health = attrs.get("Health")
+        if health:
+            state.health = health.get("Status")
+            log = health.get("Log") or []
+            if log and state.health != "healthy":
+                output = (log[-1].get("Output") or "").strip().splitlines()
+                state.detail = output[-1] if output else f"health check exit code {log[-1].get('ExitCode')}"
+        if state.state in ("exited", "dead"):
+            state.exit_code = attrs.get("ExitCode")
+        found[name] = state
+    for name, state in found.items():
+        if state.state == "absent":
+            deps = list((document["services"][name].get("depends_on") or {}))
+            waiting = [d for d in deps if not found.get(d, ServiceState(d)).ready]
+            state.detail = f"waiting for {', '.join(waiting)} to be healthy" if waiting else "being created"
+        elif state.state == "running" and state.health == "starting":
+            state.detail = state.detail or "health check starting"
+    return found
+
+
+def logs(engine, project: str, service: str, lines: int = 30) -> str:
+    for container in engines.project_containers(engine, project):
+        if container.labels.get("com.docker.compose.service") == service:
+            return container.logs(tail=lines).decode("utf-8", "replace")
+    return ""
+
+
+def firewall_rule(directory: Path) -> firewall.FirewallRule:
+    stack = stackdir.load_stack(directory)
+    return firewall.FirewallRule(Context(stack).internal_bridge, stack.project)
+
+
+def up(
+    directory: Path,
+    timeout: float = 300,
+    on_progress: Callable[[dict[str, ServiceState]], None] | None = None,
+    poll: float = 0.5,
+) -> UpResult:
+    """Start the stack and wait until every service is healthy, or explain why not."""
+    ensure_current(directory)
+    stack = stackdir.load_stack(directory)
+    document = compose_document(directory)
+    engine = engines.client()
+    start = time.monotonic()
+    command = engines.compose_command() + ["-f", str(directory / "compose.yaml"), "up", "-d"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    firewall_state = "pending"
+    rule = firewall.FirewallRule(Context(stack).internal_bridge, stack.project)
+    try:
+        while True:
+            current = states(engine, stack.project, document)
+            if on_progress:
+                on_progress(current)
+            if firewall_state == "pending" and any(s.state != "absent" for s in current.values()):
+                firewall_state = "applied" if firewall.apply(rule) else "unavailable"
+            failed = [s for s in current.values() if s.failed]
+            if failed:
+                bad = failed[0]
+                why = f"exited with code {bad.exit_code}" if bad.state in ("exited", "dead") else f"unhealthy: {bad.detail}"
+                raise StackFailed(f"{bad.name} {why}", bad.name, logs(engine, stack.project, bad.name))
+            code = process.poll()
+            if code not in (None, 0):
+                stderr = process.stderr.read() if process.stderr else ""
+                waiting = [s for s in current.values() if not s.ready]
+                name = waiting[0].name if waiting else None
+                raise StackFailed(f"docker compose up failed: {stderr.strip()[-1500:]}", name, logs(engine, stack.project, name) if name else "")
+            if code == 0 and all(s.ready for s in current.values()):
+                if firewall_state == "pending":
+                    firewall_state = "applied" if firewall.apply(rule) else "unavailable"
+                return UpResult(stack.project, current, time.monotonic() - start, firewall_state)
+            if time.monotonic() - start > timeout:
+                waiting = [s for s in current.values() if not s.ready]
+                name = waiting[0].name if waiting else None
+                detail = "; ".join(f"{s.name}: {s.state}/{s.health or '-'} {s.detail}" for s in waiting)
+                raise StackFailed(f"not healthy after {timeout:.0f}s: {detail}", name, logs(engine, stack.project, name) if name else "")
+            time.sleep(poll)
+    finally:
+        if process.poll() is None and time.monotonic() - start > timeout:
+            process.terminate()
+
+
+def down(directory: Path, volumes: bool = False) -> None:
+    """Stop and remove the stack's containers and networks; volumes (the user's data) only when asked."""
+    stack = stackdir.load_stack(directory)
+    args = ["down", "--timeout", "10"] + (["--volumes"] if volumes else [])
+    engines.compose(directory, *args)
+    firewall.remove(firewall.FirewallRule(Context(stack).internal_bridge, stack.project))

@@ -1,0 +1,168 @@
+"""A real stack under test: `stackgen init` + `stackgen up` against pebble, on loopback ports.
+
+The compose file under test is exactly what users get except for image names
+(the local images) and the ACME directory (pebble, a private CA: a real
+feature of the spec). Pebble joins the stack's `public` network as `pebble`,
+before `stackgen up`, so certbot's first attempt already reaches it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import socket
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stackgen import engine as engines
+from stackgen import probes
+from stackgen.cli import app
+
+PASSWORD = "integration-admin-pw"
+runner = CliRunner()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def copy_out(container, path: str) -> bytes:
+    stream, _ = container.get_archive(path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.getmembers()[0]
+        return archive.extractfile(member).read()
+
+
+@dataclass
+class LiveStack:
+    """Handles a test needs on a running stack."""
+
+    engine: object
+    directory: Path
+    project: str
+    edge: str
+    domain: str
+    http_port: int
+    https_port: int
+    pebble: object
+    issuing_root: Path = field(default=None)  # type: ignore[assignment]
+
+    def container(self, service: str):
+        for container in engines.project_containers(self.engine, self.project):
+            if container.labels.get("com.docker.compose.service") == service:
+                container.reload()
+                return container
+        raise LookupError(service)
+
+    def exec(self, service: str, command: list[str], user: str | None = None) -> tuple[int, str]:
+        result = self.container(service).exec_run(command, user=user or "")
+        return result.exit_code, result.output.decode("utf-8", "replace")
+
+    def https(self, path: str = "/", **kwargs) -> probes.Response:
+        return probes.https_request("127.0.0.1", self.https_port, self.domain, path, cafile=str(self.issuing_root), **kwargs)
+
+    def http(self, path: str = "/") -> probes.Response:
+        return probes.http_request("127.0.0.1", self.http_port, self.domain, path)
+
+    def network(self, short: str):
+        return self.engine.networks.get(f"{self.project}_{short}")
+
+    def address(self, service: str, network_short: str) -> str:
+        settings = self.container(service).attrs["NetworkSettings"]["Networks"]
+        return settings[f"{self.project}_{network_short}"]["IPAddress"]
+
+    def subnet(self, network_short: str) -> str:
+        return self.network(network_short).attrs["IPAM"]["Config"][0]["Subnet"]
+
+    def refresh_issuing_root(self) -> None:
+        root = ""
+        for _ in range(30):
+            result = self.pebble.exec_run(["wget", "-qO-", "--ca-certificate=/etc/pebble/ca.pem", "https://localhost:15000/roots/0"])
+            root = result.output.decode()
+            if result.exit_code == 0 and "BEGIN CERTIFICATE" in root:
+                break
+            time.sleep(0.5)
+        self.issuing_root.write_text(root)
+
+    def token(self) -> str:
+        body = f"client_id=node-red-admin&grant_type=password&scope=*&username=admin&password={PASSWORD}".encode()
+        response = self.https("/auth/token", method="POST", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status == 200, response.body
+        return json.loads(response.body)["access_token"]
+
+    def up(self, timeout: int = 240):
+        result = runner.invoke(app, ["up", str(self.directory), "--timeout", str(timeout)])
+        assert result.exit_code == 0, result.output
+        return result
+
+    def down(self, *extra: str):
+        result = runner.invoke(app, ["down", str(self.directory), *extra])
+        assert result.exit_code == 0, result.output
+        return result
+
+
+def start_stack(engine, workdir: Path, edge: str) -> LiveStack:
+    project = f"sgtest-{edge}-{secrets.token_hex(3)}"
+    domain = f"nodered-{edge}.stackgen.test"
+    http_port, https_port = free_port(), free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "pw.txt").write_text(PASSWORD + "\n")
+    pebble_image = engine.images.get("stackgen-local/pebble:latest")
+    probe = engine.containers.create(pebble_image, entrypoint=["true"], network_mode="none")
+    try:
+        (workdir / "pebble-tls-ca.pem").write_bytes(copy_out(probe, "/etc/pebble/ca.pem"))
+        config = json.loads(copy_out(probe, "/etc/pebble/pebble-config.json"))
+    finally:
+        probe.remove(force=True)
+    config["pebble"]["httpPort"] = 8080  # the edge's HTTP port inside its container
+    (workdir / "pebble.json").write_text(json.dumps(config))
+    directory = workdir / "stack"
+    result = runner.invoke(
+        app,
+        [
+            "init", str(directory), "--non-interactive", "--project", project, "--domain", domain,
+            "--email", "ops@stackgen.test", "--edge", edge, "--admin-password-file", str(workdir / "pw.txt"),
+            "--acme-directory", "https://pebble:14000/dir", "--ca-bundle", str(workdir / "pebble-tls-ca.pem"),
+            "--bind-address", "127.0.0.1", "--http-port", str(http_port), "--https-port", str(https_port),
+            "--image-node-red", "stackgen-local/node-red:latest", "--image-edge", f"stackgen-local/{edge}:latest",
+            "--image-certbot", "stackgen-local/certbot:latest",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    engines.compose(directory, "create")  # networks exist now; pebble joins `public` before anything starts
+    network = f"{project}_public"
+    pebble = engine.containers.create(
+        pebble_image,
+        name=f"{project}-pebble",
+        entrypoint=["pebble", "-config", "/etc/stackgen-test/pebble.json"],
+        volumes={str(workdir / "pebble.json"): {"bind": "/etc/stackgen-test/pebble.json", "mode": "ro"}},
+        environment={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
+        labels={"org.stackgen.test": project},
+        network=network,
+        networking_config={network: engine.api.create_endpoint_config(aliases=["pebble"])},
+    )
+    pebble.start()
+    stack = LiveStack(engine, directory, project, edge, domain, http_port, https_port, pebble, workdir / "pebble-root.pem")
+    try:
+        stack.refresh_issuing_root()
+        stack.up()
+    except BaseException:
+        stop_stack(stack)
+        raise
+    return stack
+
+
+def stop_stack(stack: LiveStack) -> None:
+    try:
+        stack.pebble.remove(force=True)  # first: an attached pebble would keep `public` from being removed
+    except Exception:  # noqa: BLE001 - best effort cleanup
+        pass
+    runner.invoke(app, ["down", str(stack.directory), "--volumes"])
+    engines.compose(stack.directory, "down", "--volumes", "--remove-orphans", check=False)

@@ -1,0 +1,166 @@
+"""The generated stack, live: real Node-RED, Caddy/NGINX, certbot and pebble (issue: real-engine harness).
+
+One stack per edge for the module; tests run in file order (renewal and down/up last).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from stackgen import probes
+from tests.integration.harness import LiveStack, start_stack, stop_stack
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module", params=["caddy", "nginx"])
+def stack(request, engine, local_images, tmp_path_factory) -> LiveStack:
+    live = start_stack(engine, tmp_path_factory.mktemp(f"live-{request.param}"), request.param)
+    yield live
+    stop_stack(live)
+
+
+def test_every_service_is_healthy(stack: LiveStack):
+    for service in ("node-red", "edge", "certbot"):
+        container = stack.container(service)
+        assert container.attrs["State"]["Health"]["Status"] == "healthy", service
+
+
+def test_https_serves_the_editor_with_the_acme_certificate(stack: LiveStack):
+    response = stack.https("/")
+    assert response.status == 200
+    assert b"Node-RED" in response.body
+    assert stack.domain in response.names
+    assert "max-age=31536000" in response.headers["strict-transport-security"]
+    assert response.headers.get("x-content-type-options") == "nosniff"
+    assert response.tls_version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_tls_below_1_2_is_refused(stack: LiveStack):
+    import ssl
+
+    assert probes.tls_handshake("127.0.0.1", stack.https_port, stack.domain, ssl.TLSVersion.TLSv1_2)
+    assert not probes.tls_handshake("127.0.0.1", stack.https_port, stack.domain, ssl.TLSVersion.TLSv1_1)
+
+
+def test_http_redirects_to_https_except_the_challenge(stack: LiveStack):
+    response = stack.http("/some/page?x=1")
+    assert response.status in (301, 308)
+    assert response.headers["location"] == f"https://{stack.domain}:{stack.https_port}/some/page?x=1"
+    challenge = stack.http("/.well-known/acme-challenge/not-a-token")
+    assert challenge.status == 404, "the challenge path is served, not redirected"
+
+
+def test_unknown_host_is_not_proxied(stack: LiveStack):
+    response = probes.https_request("127.0.0.1", stack.https_port, "other.stackgen.test", "/")
+    assert response.status == 421
+    assert b"Node-RED" not in response.body
+
+
+def test_websocket_upgrade_to_comms(stack: LiveStack):
+    status = probes.websocket_upgrade("127.0.0.1", stack.https_port, stack.domain, "/comms", cafile=str(stack.issuing_root))
+    assert status == 101
+
+
+def test_admin_api_needs_a_token(stack: LiveStack):
+    assert stack.https("/flows").status == 401
+    token = stack.token()
+    authorised = stack.https("/flows", headers={"Authorization": f"Bearer {token}"})
+    assert authorised.status == 200
+    assert isinstance(json.loads(authorised.body), list)
+
+
+def test_node_red_is_reachable_only_through_the_edge(stack: LiveStack):
+    node_red = stack.address("node-red", "internal")
+    # The edge reaches it (so the probes below could succeed if the isolation were broken).
+    code, output = stack.exec("edge", ["wget", "-q", "-O", "-", "-T", "3", f"http://{node_red}:1880/"])
+    assert code == 0 and "Node-RED" in output
+    # Not the host: the firewall rule `up` applied drops the host <-> internal bridge traffic.
+    assert not probes.tcp_open(node_red, 1880, allowed_networks=[stack.subnet("internal")])
+    # Not a container of ours on the public network.
+    outsider = stack.engine.containers.run(
+        "stackgen-local/base:latest",
+        ["sh", "-c", f"nc -z -w 3 {node_red} 1880 && echo OPEN || echo CLOSED"],
+        network=f"{stack.project}_public",
+        user="65534:65534",
+        remove=True,
+    )
+    assert outsider.decode().strip() == "CLOSED"
+    assert not stack.container("node-red").attrs["NetworkSettings"]["Ports"], "no published port"
+
+
+def test_key_volume_read_only_in_edge_absent_in_node_red(stack: LiveStack):
+    code, output = stack.exec("edge", ["sh", "-c", "touch /etc/letsencrypt/probe"])
+    assert code != 0 and "Read-only file system" in output
+    code, output = stack.exec("edge", ["sh", "-c", f"head -c 30 /etc/letsencrypt/live/{stack.domain}/privkey.pem"])
+    assert code == 0 and "BEGIN" in output, "the edge can read its key"
+    code, output = stack.exec("node-red", ["sh", "-c", f"find / -xdev -path '*{stack.domain}*' 2>/dev/null; grep letsencrypt /proc/mounts"])
+    assert output.strip() == "", f"node-red sees the stack's key material: {output}"
+    mounts = {m["Destination"] for m in stack.container("node-red").attrs["Mounts"]}
+    assert "/etc/letsencrypt" not in mounts
+    code, output = stack.exec("certbot", ["sh", "-c", f"stat -L -c '%a %g' /etc/letsencrypt/live/{stack.domain}/privkey.pem"])
+    assert output.strip() == "640 1500"
+    code, output = stack.exec("node-red", ["id", "-u"])
+    assert output.strip() == "1000"
+
+
+def test_forced_renewal_changes_the_serial_without_a_failed_request(stack: LiveStack):
+    before = stack.https("/").serial
+    results: list[str] = []
+    stop = threading.Event()
+
+    def loop():
+        deadline = time.monotonic() + 90
+        for _ in range(600):
+            if stop.is_set() or time.monotonic() > deadline:
+                return
+            try:
+                response = stack.https("/", timeout=5)
+                results.append(f"{response.status} {response.serial}")
+            except Exception as exc:  # noqa: BLE001 - every failure counts
+                results.append(f"error {exc}")
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        code, output = stack.exec("certbot", ["certbot", "renew", "--force-renewal", "--no-random-sleep-on-renew", "--non-interactive"])
+        assert code == 0, output
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            served = [r.split()[1] for r in results[-3:] if r.startswith("200 ")]
+            if served and served[-1] != before:
+                break
+            time.sleep(0.5)
+        time.sleep(1)
+    finally:
+        stop.set()
+        worker.join()
+    failures = [r for r in results if not r.startswith("200 ")]
+    assert not failures, failures[:5]
+    serials = [r.split()[1] for r in results]
+    assert serials[0] == before and serials[-1] != before, f"served serial did not change ({before})"
+
+
+def test_down_then_up_keeps_flows_and_certificate(stack: LiveStack):
+    token = stack.token()
+    flows = [{"id": "stackgen-test-tab", "type": "tab", "label": "kept across down/up"}]
+    deploy = stack.https(
+        "/flows", method="POST", body=json.dumps(flows).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Node-RED-Deployment-Type": "full"},
+    )
+    assert deploy.status in (200, 204), deploy.body
+    serial = stack.https("/").serial
+    network = stack.network("public")
+    stack.pebble.stop(timeout=2)
+    network.disconnect(stack.pebble)
+    stack.down()
+    stack.up()
+    assert stack.https("/").serial == serial, "the certificate survived"
+    token = stack.token()
+    kept = json.loads(stack.https("/flows", headers={"Authorization": f"Bearer {token}"}).body)
+    assert any(node.get("id") == "stackgen-test-tab" for node in kept)
