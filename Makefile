@@ -28,6 +28,13 @@ images: setup engine
 test: setup engine images
 	$(PY) -m pytest -q
 
+# The main job: the reference Caddy stack, up on this machine, with a local ACME CA (see README).
+demo: setup engine images
+	$(PY) scripts/demo.py
+
+demo-down: setup
+	$(PY) scripts/demo.py down
+
 unit: setup
 	$(PY) -m pytest -q tests/unit
 

@@ -307,7 +307,8 @@ def edge_service(ctx: Context, image: str) -> dict[str, Any]:
         "volumes": volumes,
         "tmpfs": tmpfs,
         "healthcheck": {"test": health, "interval": "5s", "timeout": "3s", "retries": 3, "start_period": "30s"},
-        "depends_on": {"node-red": {"condition": "service_healthy"}},
+        # No depends_on node-red: the edge (and so the ACME challenge, and renewals) must not wait for, or
+        # fall with, Node-RED; it answers 502 until Node-RED is up, and resolves it lazily.
         "labels": {"org.stackgen.role": "edge", "org.stackgen.upstream": ctx.upstream},
     }
     if not ctx.edge_acme:

@@ -115,7 +115,7 @@ def check(document: dict[str, Any], *, bind_address: str, egress: bool, edge_acm
         need(readers == ["certbot", "edge"], f"only certbot and edge mount the key volume ({readers})")
         need((cb.get("depends_on") or {}).get("edge", {}).get("condition") == "service_healthy", "certbot: starts after a healthy edge")
 
-    need((edge.get("depends_on") or {}).get("node-red", {}).get("condition") == "service_healthy", "edge: starts after a healthy node-red")
+    need("node-red" not in (edge.get("depends_on") or {}), "edge: does not wait for (or fall with) node-red")
 
     # Nobody gets the Docker socket.
     for name, svc in services.items():

@@ -8,12 +8,9 @@ before `stackgen up`, so certbot's first attempt already reaches it.
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 import socket
-import tarfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from typer.testing import CliRunner
 from stackgen import engine as engines
 from stackgen import probes
 from stackgen.cli import app
+from tests import acme
 
 PASSWORD = "integration-admin-pw"
 runner = CliRunner()
@@ -31,13 +29,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def copy_out(container, path: str) -> bytes:
-    stream, _ = container.get_archive(path)
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-        member = archive.getmembers()[0]
-        return archive.extractfile(member).read()
 
 
 @dataclass
@@ -82,14 +73,7 @@ class LiveStack:
         return self.network(network_short).attrs["IPAM"]["Config"][0]["Subnet"]
 
     def refresh_issuing_root(self) -> None:
-        root = ""
-        for _ in range(30):
-            result = self.pebble.exec_run(["wget", "-qO-", "--ca-certificate=/etc/pebble/ca.pem", "https://localhost:15000/roots/0"])
-            root = result.output.decode()
-            if result.exit_code == 0 and "BEGIN CERTIFICATE" in root:
-                break
-            time.sleep(0.5)
-        self.issuing_root.write_text(root)
+        self.issuing_root.write_text(acme.issuing_root(self.pebble))
 
     def token(self) -> str:
         body = f"client_id=node-red-admin&grant_type=password&scope=*&username=admin&password={PASSWORD}".encode()
@@ -114,22 +98,14 @@ def start_stack(engine, workdir: Path, edge: str) -> LiveStack:
     http_port, https_port = free_port(), free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "pw.txt").write_text(PASSWORD + "\n")
-    pebble_image = engine.images.get("stackgen-local/pebble:latest")
-    probe = engine.containers.create(pebble_image, entrypoint=["true"], network_mode="none")
-    try:
-        (workdir / "pebble-tls-ca.pem").write_bytes(copy_out(probe, "/etc/pebble/ca.pem"))
-        config = json.loads(copy_out(probe, "/etc/pebble/pebble-config.json"))
-    finally:
-        probe.remove(force=True)
-    config["pebble"]["httpPort"] = 8080  # the edge's HTTP port inside its container
-    (workdir / "pebble.json").write_text(json.dumps(config))
+    ca_bundle = acme.prepare(engine, workdir)
     directory = workdir / "stack"
     result = runner.invoke(
         app,
         [
             "init", str(directory), "--non-interactive", "--project", project, "--domain", domain,
             "--email", "ops@stackgen.test", "--edge", edge, "--admin-password-file", str(workdir / "pw.txt"),
-            "--acme-directory", "https://pebble:14000/dir", "--ca-bundle", str(workdir / "pebble-tls-ca.pem"),
+            "--acme-directory", acme.DIRECTORY_URL, "--ca-bundle", str(ca_bundle),
             "--bind-address", "127.0.0.1", "--http-port", str(http_port), "--https-port", str(https_port),
             "--image-node-red", "stackgen-local/node-red:latest", "--image-edge", f"stackgen-local/{edge}:latest",
             "--image-certbot", "stackgen-local/certbot:latest",
@@ -137,18 +113,7 @@ def start_stack(engine, workdir: Path, edge: str) -> LiveStack:
     )
     assert result.exit_code == 0, result.output
     engines.compose(directory, "create")  # networks exist now; pebble joins `public` before anything starts
-    network = f"{project}_public"
-    pebble = engine.containers.create(
-        pebble_image,
-        name=f"{project}-pebble",
-        entrypoint=["pebble", "-config", "/etc/stackgen-test/pebble.json"],
-        volumes={str(workdir / "pebble.json"): {"bind": "/etc/stackgen-test/pebble.json", "mode": "ro"}},
-        environment={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
-        labels={"org.stackgen.test": project},
-        network=network,
-        networking_config={network: engine.api.create_endpoint_config(aliases=["pebble"])},
-    )
-    pebble.start()
+    pebble = acme.start(engine, f"{project}-pebble", f"{project}_public", workdir, labels={"org.stackgen.test": project})
     stack = LiveStack(engine, directory, project, edge, domain, http_port, https_port, pebble, workdir / "pebble-root.pem")
     try:
         stack.refresh_issuing_root()

@@ -13,7 +13,7 @@ CERT=/etc/letsencrypt/live/nodered.example.org/fullchain.pem
 KEY=/etc/letsencrypt/live/nodered.example.org/privkey.pem
 STATE=/tmp/stackgen
 CONF=/etc/stackgen/edge
-POLL=${STACKGEN_CERT_POLL_SECONDS:-5}
+POLL=${STACKGEN_CERT_POLL_SECONDS:-2}
 mkdir -p "$STATE" "$STATE/dynamic"
 
 log() { echo "stackgen-edge: $*" >&2; }

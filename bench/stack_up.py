@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Benchmark: `stackgen up` -> first verified HTTPS response, beside a bare `docker compose up --wait`.
+
+Both start from the same state (the stack's containers and networks created,
+pebble running, no certificate yet) and stop the clock at the first HTTPS
+response from the edge that verifies against pebble's root. Median of RUNS
+runs each, printed with the ratio. Needs the engine and the local images
+(`make images`). Traffic: loopback and the benchmark's own containers only.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stackgen import engine as engines  # noqa: E402
+from stackgen import lifecycle, probes, stackdir  # noqa: E402
+from stackgen.passwords import hash_password  # noqa: E402
+from stackgen.spec import Stack  # noqa: E402
+from tests import acme  # noqa: E402
+from tests.integration.harness import free_port  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+
+
+def first_verified_https(stack: Stack, root: Path, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            response = probes.https_request("127.0.0.1", stack.ports.https, stack.domains[0], "/", cafile=str(root), timeout=2)
+            if response.status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("no verified HTTPS response")
+
+
+def one_run(engine, workdir: Path, directory: Path, stack: Stack, bare: bool) -> float:
+    engines.compose(directory, "down", "--volumes", check=False)
+    engines.compose(directory, "create")
+    pebble = acme.start(engine, f"{stack.project}-pebble", f"{stack.project}_public", workdir)
+    root = workdir / "root.pem"
+    root.write_text(acme.issuing_root(pebble))
+    try:
+        start = time.monotonic()
+        if bare:
+            subprocess.run(engines.compose_command() + ["-f", str(directory / "compose.yaml"), "up", "-d", "--wait"], check=True, capture_output=True)
+        else:
+            lifecycle.up(directory, timeout=300)
+        first_verified_https(stack, root, start + 300)
+        return time.monotonic() - start
+    finally:
+        pebble.remove(force=True)
+        engines.compose(directory, "down", "--volumes", check=False)
+
+
+def main() -> int:
+    engine = engines.client()
+    workdir = Path(tempfile.mkdtemp(prefix="stackgen-bench-"))
+    try:
+        ca_bundle = acme.prepare(engine, workdir)
+        stack = Stack.model_validate(
+            {
+                "project": f"sgbench-{secrets.token_hex(3)}",
+                "domains": ["nodered-bench.stackgen.test"],
+                "email": "bench@stackgen.test",
+                "tls": {"acme_directory": acme.DIRECTORY_URL, "ca_bundle": str(ca_bundle)},
+                "ports": {"bind_address": "127.0.0.1", "http": free_port(), "https": free_port()},
+                "images": {"node_red": "stackgen-local/node-red:latest", "edge": "stackgen-local/caddy:latest", "certbot": "stackgen-local/certbot:latest"},
+                "node_red": {"admin_password_hash": hash_password("bench-password")},
+            }
+        )
+        directory = workdir / "stack"
+        stackdir.init(directory, stack)
+        ours, bare = [], []
+        for i in range(RUNS):
+            ours.append(one_run(engine, workdir, directory, stack, bare=False))
+            bare.append(one_run(engine, workdir, directory, stack, bare=True))
+            print(f"run {i + 1}/{RUNS}: stackgen up {ours[-1]:.2f}s   docker compose up --wait {bare[-1]:.2f}s", flush=True)
+        m_ours, m_bare = statistics.median(ours), statistics.median(bare)
+        print(f"up -> first verified HTTPS (median of {RUNS}): stackgen up {m_ours:.2f}s, "
+              f"docker compose up --wait {m_bare:.2f}s, ratio {m_ours / m_bare:.2f}")
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""`make demo`: the reference Caddy stack, running on this machine, with a local ACME CA.
+
+Renders into .demo/ (git-ignored), compose project `stackgen-demo`, domain
+nodered.localhost, the edge on 127.0.0.1. No registry is needed: the images are
+the local ones (tests/images), and pebble plays Let's Encrypt. Running it again
+while the demo is up is harmless; `make demo-down` removes everything of it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stackgen import engine as engines  # noqa: E402
+from stackgen import lifecycle, probes, stackdir  # noqa: E402
+from stackgen.errors import StackgenError  # noqa: E402
+from stackgen.passwords import hash_password  # noqa: E402
+from stackgen.spec import Stack  # noqa: E402
+from tests import acme  # noqa: E402
+
+DEMO = ROOT / ".demo"
+PROJECT = "stackgen-demo"
+DOMAIN = "nodered.localhost"
+PEBBLE = f"{PROJECT}-pebble"
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def pick(preferred: int) -> int:
+    if port_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def create_stack(engine) -> None:
+    ca_bundle = acme.prepare(engine, DEMO)
+    password = secrets.token_urlsafe(12)
+    stack = Stack.model_validate(
+        {
+            "project": PROJECT,
+            "domains": [DOMAIN],
+            "email": "demo@stackgen.test",
+            "edge": "caddy",
+            "tls": {"mode": "certbot-http01", "acme_directory": acme.DIRECTORY_URL, "ca_bundle": str(ca_bundle)},
+            "ports": {"bind_address": "127.0.0.1", "http": pick(8080), "https": pick(8443)},
+            "images": {
+                "node_red": "stackgen-local/node-red:latest",
+                "edge": "stackgen-local/caddy:latest",
+                "certbot": "stackgen-local/certbot:latest",
+            },
+            "node_red": {"admin_password_hash": hash_password(password)},
+        }
+    )
+    stackdir.init(DEMO / "stack", stack)
+    password_file = DEMO / "admin-password"
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+
+
+def pebble_container(engine):
+    matches = engine.containers.list(all=True, filters={"name": f"^{PEBBLE}$"})
+    return matches[0] if matches else None
+
+
+def up() -> int:
+    engine = engines.client()
+    directory = DEMO / "stack"
+    if not (directory / "stack.yaml").exists():
+        create_stack(engine)
+    engines.compose(directory, "create")
+    pebble = pebble_container(engine)
+    if pebble is None:
+        pebble = acme.start(engine, PEBBLE, f"{PROJECT}_public", DEMO, labels={"org.stackgen.demo": PROJECT})
+    elif pebble.status != "running":
+        pebble.start()
+    root = DEMO / "ca.pem"
+    if not root.exists():
+        root.write_text(acme.issuing_root(pebble))
+    try:
+        result = lifecycle.up(directory, timeout=300)
+    except lifecycle.StackFailed as exc:
+        print(exc.logs, file=sys.stderr)
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    stack = stackdir.load_stack(directory)
+    response = probes.https_request("127.0.0.1", stack.ports.https, DOMAIN, "/", cafile=str(root))
+    print()
+    print(f"stackgen demo is up ({result.seconds:.0f}s): verified HTTPS {response.status}, certificate for {', '.join(response.names)} (serial {response.serial})")
+    print(f"  URL:        https://{DOMAIN}:{stack.ports.https}/   (HTTP on :{stack.ports.http} redirects)")
+    print(f"  log in:     user admin, password in {DEMO / 'admin-password'}")
+    print(f"  trust CA:   {root}  (the local ACME CA that issued the certificate; import it in your browser)")
+    print(f"  try:        curl --cacert {root} https://{DOMAIN}:{stack.ports.https}/")
+    print(f"  verify:     .venv/bin/stackgen verify {directory / 'compose.yaml'}")
+    print("  remove:     make demo-down")
+    return 0
+
+
+def down() -> int:
+    try:
+        engine = engines.client()
+    except StackgenError as exc:
+        print(f"demo-down: {exc}", file=sys.stderr)
+        return 1
+    pebble = pebble_container(engine)
+    if pebble is not None:
+        pebble.remove(force=True)
+    directory = DEMO / "stack"
+    if (directory / "stack.yaml").exists():
+        lifecycle.down(directory, volumes=True)
+    import shutil
+
+    shutil.rmtree(DEMO, ignore_errors=True)
+    print("demo removed (containers, networks, volumes, .demo/)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(down() if sys.argv[1:] == ["down"] else up())
