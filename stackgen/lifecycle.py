@@ -39,7 +39,8 @@ class ServiceState:
 
     @property
     def failed(self) -> bool:
-        return self.state in ("exited", "dead") or self.health == "unhealthy"
+        """Exited, crash-looping (restarting) or unhealthy: during `up`, each means it will not come up by itself."""
+        return self.state in ("exited", "dead", "restarting") or self.health == "unhealthy"
 
 
 @dataclass
@@ -90,7 +91,7 @@ def states(engine, project: str, document: dict[str, Any]) -> dict[str, ServiceS
             if log and state.health != "healthy":
                 output = (log[-1].get("Output") or "").strip().splitlines()
                 state.detail = output[-1] if output else f"health check exit code {log[-1].get('ExitCode')}"
-        if state.state in ("exited", "dead"):
+        if state.state in ("exited", "dead", "restarting"):
             state.exit_code = attrs.get("ExitCode")
         found[name] = state
     for name, state in found.items():
@@ -141,7 +142,11 @@ def up(
             failed = [s for s in current.values() if s.failed]
             if failed:
                 bad = failed[0]
-                why = f"exited with code {bad.exit_code}" if bad.state in ("exited", "dead") else f"unhealthy: {bad.detail}"
+                why = {
+                    "exited": f"exited with code {bad.exit_code}",
+                    "dead": f"exited with code {bad.exit_code}",
+                    "restarting": f"keeps restarting (last exit code {bad.exit_code})",
+                }.get(bad.state, f"unhealthy: {bad.detail}")
                 raise StackFailed(f"{bad.name} {why}", bad.name, logs(engine, stack.project, bad.name))
             code = process.poll()
             if code not in (None, 0):

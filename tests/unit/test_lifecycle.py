@@ -1,0 +1,114 @@
+"""`up`'s view of a stack, the firewall rule, the probe target guard, and the engine lookup (no engine needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from stackgen import engine as engines
+from stackgen import firewall, lifecycle, probes, stackdir
+from stackgen.errors import StackgenError
+from stackgen.render import Context
+from stackgen.spec import Stack
+from tests.golden import EXAMPLE_HASH
+
+
+@dataclass
+class FakeContainer:
+    service: str
+    state: dict
+    labels: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.labels = {"com.docker.compose.service": self.service, "com.docker.compose.project": "p"}
+        self.attrs = {"State": self.state}
+
+
+class FakeContainers:
+    def __init__(self, items):
+        self.items = items
+
+    def list(self, all=True, filters=None):
+        return self.items
+
+
+class FakeEngine:
+    def __init__(self, items):
+        self.containers = FakeContainers(items)
+
+
+DOCUMENT = {
+    "services": {
+        "node-red": {},
+        "edge": {},
+        "certbot": {"depends_on": {"edge": {"condition": "service_healthy"}}},
+    }
+}
+
+
+def test_states_say_who_waits_for_what():
+    engine = FakeEngine(
+        [
+            FakeContainer("node-red", {"Status": "running", "Health": {"Status": "healthy", "Log": []}}),
+            FakeContainer("edge", {"Status": "running", "Health": {"Status": "starting", "Log": [{"Output": "connection refused\n", "ExitCode": 1}]}}),
+        ]
+    )
+    found = lifecycle.states(engine, "p", DOCUMENT)
+    assert found["node-red"].ready
+    assert not found["edge"].ready and found["edge"].detail == "connection refused"
+    assert found["certbot"].state == "absent" and found["certbot"].detail == "waiting for edge to be healthy"
+
+
+def test_exited_and_unhealthy_are_failures():
+    engine = FakeEngine(
+        [
+            FakeContainer("node-red", {"Status": "exited", "ExitCode": 1}),
+            FakeContainer("edge", {"Status": "running", "Health": {"Status": "unhealthy", "Log": [{"Output": "", "ExitCode": 7}]}}),
+        ]
+    )
+    found = lifecycle.states(engine, "p", DOCUMENT)
+    assert found["node-red"].failed and found["node-red"].exit_code == 1
+    assert found["edge"].failed and found["edge"].detail == "health check exit code 7"
+
+
+def test_up_refuses_files_stack_yaml_no_longer_describes(tmp_path: Path):
+    stack = Stack.model_validate({"project": "p", "domains": ["a.example.org"], "email": "a@example.org", "node_red": {"admin_password_hash": EXAMPLE_HASH}})
+    stackdir.init(tmp_path / "s", stack)
+    spec = tmp_path / "s" / "stack.yaml"
+    spec.write_text(spec.read_text().replace("edge: caddy", "edge: nginx"))
+    with pytest.raises(StackgenError, match="not up to date with stack.yaml"):
+        lifecycle.ensure_current(tmp_path / "s")
+
+
+def test_firewall_rule_names_the_fixed_bridge():
+    stack = Stack.model_validate({"project": "home", "domains": ["a.example.org"], "email": "a@example.org", "node_red": {"admin_password_hash": EXAMPLE_HASH}})
+    bridge = Context(stack).internal_bridge
+    assert bridge.startswith("sg-") and len(bridge) <= 15
+    rule = firewall.FirewallRule(bridge, "home")
+    assert rule.spec() == ["INPUT", "-i", bridge, "-m", "comment", "--comment", "stackgen:home", "-j", "DROP"]
+    assert rule.fix == f"iptables -I INPUT -i {bridge} -m comment --comment stackgen:home -j DROP"
+
+
+@pytest.mark.parametrize("target", ["8.8.8.8", "192.168.1.1", "10.0.0.1", "172.17.0.1"])
+def test_probes_refuse_targets_outside_loopback_and_the_stacks_networks(target):
+    with pytest.raises(probes.ForbiddenTarget):
+        probes.tcp_open(target, 80, allowed_networks=["172.30.0.0/24"])
+
+
+def test_probes_allow_loopback_and_listed_networks():
+    probes.check_target("127.0.0.1")
+    probes.check_target("::1")
+    probes.check_target("172.30.0.9", ["172.30.0.0/24"])
+
+
+def test_missing_engine_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(engines.EngineUnavailable, match="no Docker engine answers at unix:///nonexistent/docker.sock"):
+        engines.client(timeout=2)
+
+
+def test_compose_binary_is_found():
+    command = engines.compose_command()
+    assert command[0].endswith(("docker-compose", "docker"))
