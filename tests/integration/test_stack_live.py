@@ -164,3 +164,32 @@ def test_down_then_up_keeps_flows_and_certificate(stack: LiveStack):
     token = stack.token()
     kept = json.loads(stack.https("/flows", headers={"Authorization": f"Bearer {token}"}).body)
     assert any(node.get("id") == "stackgen-test-tab" for node in kept)
+
+
+def test_up_names_the_failing_service_and_shows_its_logs(engine, local_images, tmp_path):
+    """A broken edge config: `up` exits 1, names the edge, and prints its last log lines."""
+    from typer.testing import CliRunner
+
+    from stackgen.cli import app
+    from tests.integration.harness import PASSWORD, free_port
+
+    runner = CliRunner()
+    (tmp_path / "pw").write_text(PASSWORD)
+    directory = tmp_path / "broken"
+    project = "sgtest-broken-" + tmp_path.name[-6:].lower().replace("_", "-")
+    args = [
+        "init", str(directory), "--non-interactive", "--project", project, "--domain", "broken.stackgen.test",
+        "--email", "ops@stackgen.test", "--admin-password-file", str(tmp_path / "pw"), "--bind-address", "127.0.0.1",
+        "--http-port", str(free_port()), "--https-port", str(free_port()),
+        "--image-node-red", "stackgen-local/node-red:latest", "--image-edge", "stackgen-local/caddy:latest",
+        "--image-certbot", "stackgen-local/certbot:latest",
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    (directory / "edge" / "Caddyfile.bootstrap").write_text("this is { not a caddyfile\n")  # a hand edit: up runs it as is
+    try:
+        result = runner.invoke(app, ["up", str(directory), "--timeout", "90"])
+        assert result.exit_code == 1, result.output
+        assert "error: edge " in result.output and "exit code 1" in result.output
+        assert "last log lines of edge" in result.output and "Caddyfile" in result.output, "the edge's own log lines are shown"
+    finally:
+        runner.invoke(app, ["down", str(directory), "--volumes"])
