@@ -300,13 +300,22 @@ def down(
     out.print("down" + (" (volumes deleted)" if volumes else " (volumes kept)"))
 
 
+# Command families that live in their own modules, each with `register(app)`.
+COMMAND_MODULES = ("stackgen.cli_verify", "stackgen.cli_supervise", "stackgen.cli_pi")
+
+
 def _register_optional() -> None:
-    """Commands whose modules may be absent in a partial checkout register themselves here."""
-    try:
-        from stackgen.cli_verify import register
-    except ImportError:
-        return
-    register(app)
+    """Add the command families found in this installation (a missing module is skipped, a broken one is an error)."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)
 
 
 _register_optional()
