@@ -28,6 +28,7 @@ from stackgen import lifecycle, probes, stackdir  # noqa: E402
 from stackgen.passwords import hash_password  # noqa: E402
 from stackgen.spec import Stack  # noqa: E402
 from tests import acme  # noqa: E402
+from tests.images.build import pinned  # noqa: E402
 from tests.integration.harness import free_port  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -76,7 +77,7 @@ def main() -> int:
                 "email": "bench@stackgen.test",
                 "tls": {"acme_directory": acme.DIRECTORY_URL, "ca_bundle": str(ca_bundle)},
                 "ports": {"bind_address": "127.0.0.1", "http": free_port(), "https": free_port()},
-                "images": {"node_red": "stackgen-local/node-red:latest", "edge": "stackgen-local/caddy:latest", "certbot": "stackgen-local/certbot:latest"},
+                "images": {"node_red": pinned("node-red"), "edge": pinned("caddy"), "certbot": pinned("certbot")},
                 "node_red": {"admin_password_hash": hash_password("bench-password")},
             }
         )

@@ -23,6 +23,7 @@ from stackgen.errors import StackgenError  # noqa: E402
 from stackgen.passwords import hash_password  # noqa: E402
 from stackgen.spec import Stack  # noqa: E402
 from tests import acme  # noqa: E402
+from tests.images.build import pinned  # noqa: E402
 
 DEMO = ROOT / ".demo"
 PROJECT = "stackgen-demo"
@@ -58,11 +59,7 @@ def create_stack(engine) -> None:
             "edge": "caddy",
             "tls": {"mode": "certbot-http01", "acme_directory": acme.DIRECTORY_URL, "ca_bundle": str(ca_bundle)},
             "ports": {"bind_address": "127.0.0.1", "http": pick(8080), "https": pick(8443)},
-            "images": {
-                "node_red": "stackgen-local/node-red:latest",
-                "edge": "stackgen-local/caddy:latest",
-                "certbot": "stackgen-local/certbot:latest",
-            },
+            "images": {"node_red": pinned("node-red"), "edge": pinned("caddy"), "certbot": pinned("certbot")},
             "node_red": {"admin_password_hash": hash_password(password)},
         }
     )

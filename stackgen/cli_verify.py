@@ -183,8 +183,37 @@ def register(app: object) -> None:
                 "--project-directory", help="Base for relative paths and .env (default: the first file's directory)."
             ),
         ] = None,
+        live: Annotated[
+            bool, typer.Option("--live", help="Check the RUNNING stack (a stack directory, or --project): rules, drift, probes.")
+        ] = False,
+        project: Annotated[
+            str | None, typer.Option("--project", help="--live: the compose project (default: from the stack directory).")
+        ] = None,
+        ca_file: Annotated[
+            str | None, typer.Option("--ca-file", help="--live: CA bundle the served certificate must chain to (default: system store).")
+        ] = None,
+        min_days: Annotated[
+            int, typer.Option("--min-days", help="--live: minimum days before the served certificate expires.")
+        ] = 14,
+        probes: Annotated[
+            str, typer.Option("--probes", help="--live: all (matrix, egress, keys, TLS), cheap (keys, TLS) or none.")
+        ] = "all",
     ) -> None:
-        """Check compose files against stackgen's security model; exit 0 clean, 1 findings, 2 errors."""
+        """Check compose files against stackgen's security model; exit 0 clean, 1 findings, 2 errors.
+
+        With --live, check the running stack instead: the same rules on what the engine runs, drift from
+        the file, and probes of what can reach what, the certificate served, and the auth enforced.
+        """
+        if live:
+            from stackgen.live import execute_live
+
+            targets = list(file or []) + list(files or [])
+            if len(targets) > 1:
+                raise typer.Exit(_err("error: --live takes one stack directory or compose file"))
+            if probes not in ("all", "cheap", "none"):
+                raise typer.Exit(_err("error: --probes must be all, cheap or none"))
+            raise typer.Exit(execute_live(targets[0] if targets else (None if project else Path(".")), project, ca_file,
+                                          min_days, probes, output_format.value, fail_on.value, ignore or [], output))
         code = execute_verify(
             files=list(file or []) + list(files or []),
             env_files=env_file or [],
@@ -239,8 +268,8 @@ def _parser() -> object:
 def fast_path(argv: Sequence[str]) -> int | None:
     """Run `verify`/`rules` without typer; None when `argv` is something else (or asks for help)."""
     args = list(argv)
-    if not args or args[0] not in ("verify", "rules") or any(a in ("-h", "--help") for a in args):
-        return None
+    if not args or args[0] not in ("verify", "rules") or any(a in ("-h", "--help", "--live") for a in args):
+        return None  # --live needs the engine, typer and the rest: the full CLI
     parser = _parser()
 
     def usage_error(message: str) -> None:

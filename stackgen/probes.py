@@ -66,8 +66,10 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._ctx.wrap_socket(raw, server_hostname=self._server_name)
 
 
-def tls_context(cafile: str | None, minimum: ssl.TLSVersion | None = None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()  # noqa: S323
+def tls_context(cafile: str | None, minimum: ssl.TLSVersion | None = None, maximum: ssl.TLSVersion | None = None, verify: bool | None = None) -> ssl.SSLContext:
+    """Verifying against `cafile` (or the system store with `verify=True`); unverified when neither is asked."""
+    verify = bool(cafile) if verify is None else verify
+    context = ssl.create_default_context(cafile=cafile) if verify else ssl._create_unverified_context()  # noqa: S323
     if minimum:
         context.minimum_version = minimum
     if maximum:
@@ -87,14 +89,16 @@ def https_request(
     body: bytes | None = None,
     timeout: float = 5.0,
     allowed_networks: Iterable[str] = (),
+    verify: bool | None = None,
 ) -> Response:
     """One HTTPS request to `address:port` with SNI and Host = `server_name`."""
     check_target(address, allowed_networks)
-    connection = _PinnedHTTPSConnection(address, port, server_name, tls_context(cafile), timeout)
+    context = tls_context(cafile, verify=verify)
+    connection = _PinnedHTTPSConnection(address, port, server_name, context, timeout)
     try:
         connection.request(method, path, body=body, headers={"Host": server_name, "Connection": "close", **(headers or {})})
         sock = connection.sock  # read the TLS facts now: the response closes the socket
-        cert = sock.getpeercert() if cafile else {}
+        cert = sock.getpeercert() if context.verify_mode == ssl.CERT_REQUIRED else {}
         version = sock.version()
         response = connection.getresponse()
         data = response.read()

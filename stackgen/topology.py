@@ -271,6 +271,8 @@ class Topology:
     files: tuple[str, ...] = ()
     suppressions: list[Suppression] = field(default_factory=list)  # file-level
     origin: str = "compose"  # "compose" | "engine"
+    # For a running stack: what the compose file declares, so drift rules (SG2xx) can compare.
+    declared: Topology | None = None
 
     # --- graph helpers, shared by the topology rules ---
 

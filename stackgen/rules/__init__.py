@@ -7,7 +7,8 @@ reads only a `Topology`, so the same rule judges a compose file and a running
 engine. Modules group small families; `ALL_RULES` is the ordered registry.
 
 Numbering: SG0xx judge one container's hardening; SG1xx judge the topology
-(who can reach Node-RED, who holds the keys).
+(who can reach Node-RED, who holds the keys); SG2xx judge drift of a running
+stack from its file; SG3xx are the outcomes of `verify --live`'s probes.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class Rule:
     compose_lint: tuple[str, ...] = ()
     kics: tuple[str, ...] = ()
     check: Check | None = field(default=None, repr=False)
+    # "static": judges one Topology (compose file or engine); examples are compose files.
+    # "drift": compares an engine Topology with its declared one. "probe": reported by `verify --live`.
+    # For the last two the examples describe a situation rather than a file.
+    kind: str = "static"
 
     def __post_init__(self) -> None:
         # Examples are stored as written (indented) and dedented on first use: `textwrap`
@@ -149,6 +154,8 @@ def _load() -> tuple[Rule, ...]:
     from stackgen.rules import (
         capabilities,
         credentials,
+        drift,
+        live_probes,
         images,
         isolation,
         logging_rules,
@@ -173,6 +180,8 @@ def _load() -> tuple[Rule, ...]:
         resources,
         logging_rules,
         topology_rules,
+        drift,
+        live_probes,
     ):
         found.extend(module.RULES)
     found.sort(key=lambda r: r.id)

@@ -59,6 +59,12 @@ class BuildError(RuntimeError):
     pass
 
 
+def pinned(name: str) -> str:
+    """The image's content tag (`stackgen-local/node-red:r-<recipe hash>`): what stacks under test use,
+    so their compose files name an exact build rather than a floating `latest`."""
+    return f"{REGISTRY}/{name}:r-{recipe_hash(name)[:12]}"
+
+
 def _log(msg: str) -> None:
     print(msg, flush=True)
 
@@ -300,6 +306,8 @@ def ensure_images(names=None, force: bool = False) -> dict[str, str]:
                     replaced.append(old.id)
                 _log(f"{name}: built {tag} ({new.short_id}) in {time.monotonic() - t0:.1f}s")
             image = client.images.get(tag)
+            repository, _, content_tag = pinned(name).rpartition(":")
+            image.tag(repository, content_tag)
             if name == BASE:
                 base_id = image.id
             result[name] = image.id

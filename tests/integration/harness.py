@@ -20,6 +20,7 @@ from stackgen import engine as engines
 from stackgen import probes
 from stackgen.cli import app
 from tests import acme
+from tests.images.build import pinned
 
 PASSWORD = "integration-admin-pw"
 runner = CliRunner()
@@ -107,8 +108,7 @@ def start_stack(engine, workdir: Path, edge: str) -> LiveStack:
             "--email", "ops@stackgen.test", "--edge", edge, "--admin-password-file", str(workdir / "pw.txt"),
             "--acme-directory", acme.DIRECTORY_URL, "--ca-bundle", str(ca_bundle),
             "--bind-address", "127.0.0.1", "--http-port", str(http_port), "--https-port", str(https_port),
-            "--image-node-red", "stackgen-local/node-red:latest", "--image-edge", f"stackgen-local/{edge}:latest",
-            "--image-certbot", "stackgen-local/certbot:latest",
+            "--image-node-red", pinned("node-red"), "--image-edge", pinned(edge), "--image-certbot", pinned("certbot"),
         ],
     )
     assert result.exit_code == 0, result.output

@@ -171,6 +171,7 @@ def test_up_names_the_failing_service_and_shows_its_logs(engine, local_images, t
     from typer.testing import CliRunner
 
     from stackgen.cli import app
+    from tests.images.build import pinned
     from tests.integration.harness import PASSWORD, free_port
 
     runner = CliRunner()
@@ -181,8 +182,7 @@ def test_up_names_the_failing_service_and_shows_its_logs(engine, local_images, t
         "init", str(directory), "--non-interactive", "--project", project, "--domain", "broken.stackgen.test",
         "--email", "ops@stackgen.test", "--admin-password-file", str(tmp_path / "pw"), "--bind-address", "127.0.0.1",
         "--http-port", str(free_port()), "--https-port", str(free_port()),
-        "--image-node-red", "stackgen-local/node-red:latest", "--image-edge", "stackgen-local/caddy:latest",
-        "--image-certbot", "stackgen-local/certbot:latest",
+        "--image-node-red", pinned("node-red"), "--image-edge", pinned("caddy"), "--image-certbot", pinned("certbot"),
     ]
     assert runner.invoke(app, args).exit_code == 0
     (directory / "edge" / "Caddyfile.bootstrap").write_text("this is { not a caddyfile\n")  # a hand edit: up runs it as is
