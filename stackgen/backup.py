@@ -274,7 +274,7 @@ def _add_volume(engine, archive: tarfile.TarFile, image: str, name: str, volume:
                     entries.append(_entry(info))
                 # sockets, fifos, devices: not data; left out
     finally:
-        helper.remove(force=True)
+        helper.remove(force=True, v=True)  # v: the image may declare VOLUMEs (certbot does)
     return entries
 
 
@@ -374,7 +374,7 @@ def _is_empty(engine, image: str, volume: str) -> bool:
         with tarfile.open(fileobj=_ChunkReader(stream), mode="r|") as source:
             return sum(1 for _ in source) <= 1
     finally:
-        helper.remove(force=True)
+        helper.remove(force=True, v=True)  # v: the image may declare VOLUMEs (certbot does)
 
 
 def restore(engine, archive_path: Path, directory: Path, *, force: bool = False) -> RestoreResult:
@@ -451,7 +451,7 @@ def restore(engine, archive_path: Path, directory: Path, *, force: bool = False)
                     if not helper.put_archive(HELPER_MOUNT, spool):
                         raise BackupError(f"the engine refused to write volume {name}")
                 finally:
-                    helper.remove(force=True)
+                    helper.remove(force=True, v=True)  # v: the image may declare VOLUMEs (certbot does)
                 restored.append(volume)
         finally:
             for spool, writer in spools.values():

@@ -38,7 +38,7 @@ from typing import Any
 
 from stackgen import files
 from stackgen.errors import StackgenError
-from stackgen.render import templates
+from stackgen.render import node_red_tag, templates
 from stackgen.images import (
     DOCKER_LIST,
     Entry,
@@ -463,7 +463,7 @@ def build(
         raise StackgenError(f"--base: {exc}") from None
     prepared = prepare(directory, stack, targets, base_ref)
     name = image_name(registry, repository or default_repository(stack))
-    final_tag = tag or f"{stack.node_red.version}-{prepared.digest[:12]}"
+    final_tag = tag or f"{node_red_tag(stack)}-{prepared.digest[:12]}"
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", final_tag):
         raise StackgenError(f"--tag: {final_tag!r} is not a valid image tag")
     reference = f"{name}:{final_tag}"

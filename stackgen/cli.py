@@ -188,6 +188,10 @@ def init(
         raise fail(str(exc)) from None
     out.print(f"[green]created[/] {directory}/stack.yaml")
     _report(directory, result)
+    from stackgen.render import version_notes
+
+    for note in version_notes(stack):
+        out.print(f"[yellow]note[/] {note}", highlight=False)
     out.print(f"next: [bold]stackgen up {directory}[/]  (or docker compose -f {directory}/compose.yaml up -d --wait)")
 
 

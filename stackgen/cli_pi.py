@@ -113,7 +113,7 @@ def build(
     directory: Annotated[Path, typer.Argument(help="Stack directory holding stack.yaml.")] = Path("."),
     platform: Annotated[Optional[list[str]], typer.Option("--platform", help="Target platform (repeat, or comma-separate). Default: stack.yaml's.")] = None,
     registry: Annotated[Optional[str], typer.Option(envvar="STACKGEN_REGISTRY", help="Push to this registry (HOST[:PORT]); needed for more than one platform. Without it a single platform is built into the local engine.")] = None,
-    base: Annotated[Optional[str], typer.Option(help="Image to start FROM (default: nodered/node-red:<node_red.version>).")] = None,
+    base: Annotated[Optional[str], typer.Option(help="Image to start FROM (default: the official Node-RED image stackgen pins for the platform).")] = None,
     repository: Annotated[Optional[str], typer.Option(help="Repository in the registry (default: stackgen/<project>-node-red).")] = None,
     tag: Annotated[Optional[str], typer.Option(help="Tag (default: <node-red version>-<hash of the build inputs>).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Build every step again.")] = False,

@@ -245,7 +245,9 @@ def run_probe_container(ctx: LiveContext, image: str, network: str, job: dict[st
     """A throwaway container on one network, running the connect script as nobody."""
     for host, _ in job["targets"]:
         probes.check_target(host, ctx.subnets())
-    output = ctx.engine.containers.run(
+    # Not `remove=True`: docker-py then removes without `v`, and an image that declares VOLUMEs
+    # (Node-RED's /data) would leave one anonymous volume behind per probe.
+    container = ctx.engine.containers.create(
         image,
         ["-e", _CONNECT_JS, json.dumps(job)],
         entrypoint=["node"],
@@ -256,10 +258,13 @@ def run_probe_container(ctx: LiveContext, image: str, network: str, job: dict[st
         security_opt=["no-new-privileges:true"],
         mem_limit="64m",
         labels={PROBE_LABEL: ctx.project},
-        remove=True,
-        stdout=True,
-        stderr=False,
     )
+    try:
+        container.start()
+        container.wait()
+        output = container.logs(stdout=True, stderr=False)
+    finally:
+        container.remove(force=True, v=True)
     return json.loads(output.decode() or "{}")
 
 
@@ -431,7 +436,7 @@ def egress(ctx: LiveContext) -> None:
         for listener in listeners:
             listener.close()
         if canary is not None:
-            canary.remove(force=True)
+            canary.remove(force=True, v=True)
         if canary_network is not None:
             canary_network.remove()
         ctx.extra_subnets = []

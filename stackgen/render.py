@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import posixpath
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -19,24 +20,25 @@ import jinja2
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString as Q
 
+from stackgen.contracts import DnsPlugin, edge_contract, load_contract
 from stackgen.files import RenderedFile
 from stackgen.spec import Stack
 
 # Fixed identities. The edge reads the key through the supplementary group CERTS_GID.
 NODE_RED_UID = 1000
 EDGE_UID = 101
+CERTBOT_UID = 0  # without capabilities: see certbot_service
 CERTS_GID = 1500
 HTTP_INSIDE = 8080
 HTTPS_INSIDE = 8443
 STANDALONE_PORT = 8402
 NODE_RED_PORT = 1880
+# Label carrying the hash of a service's rendered inputs (see stamp_inputs).
+INPUTS_LABEL = "org.stackgen.inputs"
 
-CERTBOT_VERSION = "v2.11.0"
-DEFAULT_EDGE_IMAGES = {
-    "caddy": "caddy:2.8.4-alpine",
-    "nginx": "nginxinc/nginx-unprivileged:1.27.3-alpine",
-    "traefik": "traefik:v3.2.1",
-}
+# Default image versions are not here: they live in the upstream image contracts
+# (stackgen/contracts/*.yaml), per platform, next to the facts our stacks rely on.
+TLS_FILES_DIR = "/etc/stackgen/tls"
 
 # Memory limits and log rotation by platform: a Pi has little RAM and an SD card that wears.
 PLATFORM_SIZING: dict[str, dict[str, Any]] = {
@@ -79,6 +81,16 @@ class Context:
         return self.s.tls.uses_sidecar
 
     @property
+    def dns_plugin(self) -> DnsPlugin:
+        """certbot-dns01: the official plugin image's facts (authenticator, credentials option)."""
+        plugin = load_contract("certbot-dns").plugin(self.s.tls.dns_provider or "")
+        if plugin is None:
+            raise LookupError(f"no official certbot DNS plugin for {self.s.tls.dns_provider!r}")
+        return plugin
+
+    certbot_log_backups: int = 3  # certbot keeps 1000 rotated logs by default; ours live on a 16 MB tmpfs
+
+    @property
     def local_ca(self) -> bool:
         return self.s.tls.mode == "internal"
 
@@ -92,15 +104,38 @@ class Context:
         return self.s.tls.mode == "certbot-http01" and not self.standalone_challenge
 
     @property
+    def tls_file_mounts(self) -> list[tuple[str, str]]:
+        """files mode: (host directory, container directory) read-only mounts holding cert and key.
+
+        Directories, not the two files: a single-file bind mount pins the inode it saw at start,
+        so a renewal that replaces the file (rename, symlink swap) would never reach the edge.
+        """
+        tls = self.s.tls
+        if tls.mode != "files":
+            return []
+        assert tls.cert_file and tls.key_file
+        cert_dir, key_dir = posixpath.dirname(tls.cert_file), posixpath.dirname(tls.key_file)
+        if cert_dir == key_dir:
+            return [(cert_dir, TLS_FILES_DIR)]
+        return [(cert_dir, f"{TLS_FILES_DIR}/cert"), (key_dir, f"{TLS_FILES_DIR}/key")]
+
+    def _tls_file(self, host_file: str) -> str:
+        host_dir = posixpath.dirname(host_file)
+        inside = next(target for source, target in self.tls_file_mounts if source == host_dir)
+        return f"{inside}/{posixpath.basename(host_file)}"
+
+    @property
     def cert_path(self) -> str:
         if self.s.tls.mode == "files":
-            return "/etc/stackgen/tls/fullchain.pem"
+            assert self.s.tls.cert_file
+            return self._tls_file(self.s.tls.cert_file)
         return f"/etc/letsencrypt/live/{self.s.cert_name}/fullchain.pem"
 
     @property
     def key_path(self) -> str:
         if self.s.tls.mode == "files":
-            return "/etc/stackgen/tls/privkey.pem"
+            assert self.s.tls.key_file
+            return self._tls_file(self.s.tls.key_file)
         return f"/etc/letsencrypt/live/{self.s.cert_name}/privkey.pem"
 
     @property
@@ -128,17 +163,41 @@ class Context:
         return "sg-" + hashlib.sha256(self.s.project.encode()).hexdigest()[:8] + "-in"
 
 
+def node_red_tag(stack: Stack) -> str:
+    """The Node-RED image tag: the spec's version, else the contract's newest tag for the platform
+    (Node-RED 5 dropped 32-bit ARM, so linux/arm/v7 gets the newest 4.1.x)."""
+    return stack.node_red.version or load_contract("node-red").tag_for(stack.platform).tag
+
+
+def version_notes(stack: Stack) -> list[str]:
+    """What a user should know about the versions chosen for their platform (printed by init)."""
+    notes = []
+    contract = load_contract("node-red")
+    newest, chosen = contract.tags[0], contract.tag_for(stack.platform)
+    if not stack.node_red.version and not stack.images.node_red and chosen is not newest:
+        notes.append(
+            f"Node-RED {newest.version} publishes no {stack.platform} image (upstream dropped it): this stack pins "
+            f"{chosen.version}, the newest release that still does. A 64-bit OS (linux/arm64) gets {newest.version}."
+        )
+    return notes
+
+
+def certbot_image(stack: Stack) -> str:
+    """certbot's official image, or the official image of the stack's DNS plugin."""
+    if stack.tls.mode == "certbot-dns01":
+        dns = load_contract("certbot-dns")
+        plugin = dns.plugin(stack.tls.dns_provider or "")
+        assert plugin is not None, "spec.DnsProvider is derived from the same contract"
+        return f"{plugin.image}:{dns.tag_for(stack.platform).tag}"
+    return load_contract("certbot").reference(stack.platform)
+
+
 def default_images(stack: Stack) -> dict[str, str]:
-    """Image per service: the spec's override, else stackgen's pinned default."""
-    certbot = (
-        f"certbot/dns-{stack.tls.dns_provider}:{CERTBOT_VERSION}"
-        if stack.tls.mode == "certbot-dns01"
-        else f"certbot/certbot:{CERTBOT_VERSION}"
-    )
+    """Image per service: the spec's override, else stackgen's pinned default (from the contracts)."""
     return {
-        "node-red": stack.images.node_red or f"nodered/node-red:{stack.node_red.version}",
-        "edge": stack.images.edge or DEFAULT_EDGE_IMAGES[stack.edge],
-        "certbot": stack.images.certbot or certbot,
+        "node-red": stack.images.node_red or f"{load_contract('node-red').image}:{node_red_tag(stack)}",
+        "edge": stack.images.edge or edge_contract(stack.edge).reference(stack.platform),
+        "certbot": stack.images.certbot or certbot_image(stack),
     }
 
 
@@ -166,8 +225,15 @@ def host_path(path: str) -> str:
 def render(stack: Stack) -> list[RenderedFile]:
     """Every generated file of the stack directory (secrets excluded: they are made once, never rendered)."""
     ctx = Context(stack)
+    files = config_files(ctx)
+    files.append(RenderedFile("compose.yaml", dump_compose(compose_document(ctx, files))))
+    return sorted(files, key=lambda f: f.path)
+
+
+def config_files(ctx: Context) -> list[RenderedFile]:
+    """The files the services read (everything rendered except compose.yaml itself)."""
+    stack = ctx.s
     files = [
-        RenderedFile("compose.yaml", dump_compose(compose_document(ctx))),
         RenderedFile("node-red/settings.js", template("node-red/settings.js.j2", ctx)),
         RenderedFile("edge/entrypoint.sh", template("edge/entrypoint.sh.j2", ctx), 0o755),
         RenderedFile("README.md", template("stack/README.md.j2", ctx)),
@@ -187,7 +253,26 @@ def render(stack: Stack) -> list[RenderedFile]:
         files.append(RenderedFile("certbot/deploy-hook.sh", template("certbot/deploy-hook.sh.j2", ctx), 0o755))
         if ctx.local_ca:
             files.append(RenderedFile("certbot/local_ca.py", template("certbot/local_ca.py.j2", ctx)))
-    return sorted(files, key=lambda f: f.path)
+    return files
+
+
+def stamp_inputs(services: dict[str, Any], rendered: list[RenderedFile]) -> None:
+    """Label each service with a hash of the rendered files it mounts.
+
+    Why: configuration reaches containers as bind mounts of single files, and stackgen writes
+    files by atomic rename, so a running container keeps the old inode and never sees an edit.
+    Compose recreates a container when its service definition changes; this label changes exactly
+    when one of the service's rendered inputs does, so `compose up` (and `stackgen up`) recreates
+    exactly the services a `generate` changed, and leaves the others running.
+    """
+    by_path = {"./" + f.path: f for f in rendered}
+    for service in services.values():
+        digest = hashlib.sha256()
+        for mount in service.get("volumes", []):
+            source = mount.get("source") if isinstance(mount, dict) else None
+            if mount.get("type") == "bind" and source in by_path:
+                digest.update(source.encode() + b"\0" + by_path[source].content + b"\0")
+        service["labels"][INPUTS_LABEL] = digest.hexdigest()[:16]
 
 
 # --- compose -----------------------------------------------------------------
@@ -270,10 +355,8 @@ def edge_service(ctx: Context, image: str) -> dict[str, Any]:
         volumes.append(volume("certs", "/etc/letsencrypt", read_only=True))
     if ctx.webroot_volume:
         volumes.append(volume("acme-webroot", ctx.webroot, read_only=True))
-    if s.tls.mode == "files":
-        assert s.tls.cert_file and s.tls.key_file
-        volumes.append(bind(s.tls.cert_file, ctx.cert_path))
-        volumes.append(bind(s.tls.key_file, ctx.key_path))
+    for host_dir, inside in ctx.tls_file_mounts:
+        volumes.append(bind(host_dir, inside))
     tmpfs = ["/tmp:size=32m,mode=1777"]
     environment: dict[str, str] = {"TZ": s.timezone}
     if s.edge == "caddy":
@@ -298,6 +381,10 @@ def edge_service(ctx: Context, image: str) -> dict[str, Any]:
         "platform": s.platform,
         "user": Q(user),
         "entrypoint": ["/bin/sh", f"{conf}/entrypoint.sh"],
+        # The image's own stop signal (nginx-unprivileged: SIGQUIT) reaches our entrypoint, which
+        # turns it into the edge's graceful stop; spelled out so the compose file says what happens.
+        "stop_signal": edge_contract(s.edge).stop_signal_name,
+        "stop_grace_period": "15s",
         "environment": environment,
         "ports": [
             {"target": HTTP_INSIDE, "published": Q(str(s.ports.http)), "host_ip": s.ports.bind_address, "protocol": "tcp"},
@@ -320,6 +407,12 @@ def edge_service(ctx: Context, image: str) -> dict[str, Any]:
         reason = "tls.mode edge-acme, chosen in stack.yaml: the edge obtains its own certificate, so it writes its key volume (documented trade-off)"
         service["x-stackgen"] = {"ignore": [{"rule": "SG018", "reason": reason}, {"rule": "SG107", "reason": reason}]}
     service.update(hardening("edge", ctx.sizing["edge"], 128, ctx))
+    # After `cap_drop: [ALL]`, the kernel refuses to exec a binary whose file capabilities it cannot
+    # grant (the official Caddy image: `setcap cap_net_bind_service=+ep /usr/bin/caddy`). Add back
+    # exactly what the image's main binary carries, and nothing else.
+    file_caps = sorted(edge_contract(s.edge).main_binary.capabilities)
+    if file_caps:
+        service["cap_add"] = file_caps
     return service
 
 
@@ -343,7 +436,7 @@ def certbot_service(ctx: Context, image: str) -> dict[str, Any]:
         "platform": s.platform,
         # uid 0 without capabilities: certbot's images keep their volumes root-owned; gid CERTS_GID makes every
         # file it writes group-owned by the group the edge reads with.
-        "user": Q(f"0:{CERTS_GID}"),
+        "user": Q(f"{CERTBOT_UID}:{CERTS_GID}"),
         "entrypoint": ["/bin/sh", "/etc/stackgen/certbot/run.sh"],
         "environment": environment,
         "networks": ["public"],
@@ -370,12 +463,15 @@ def certbot_service(ctx: Context, image: str) -> dict[str, Any]:
     }
     if s.tls.mode == "certbot-dns01":
         service["secrets"] = ["dns_credentials"]
+        if not ctx.dns_plugin.credentials_option:
+            # route53 takes no credentials option: boto3 finds the file through its own chain.
+            environment["AWS_SHARED_CREDENTIALS_FILE"] = "/run/secrets/dns_credentials"
     service.update(hardening("certbot", ctx.sizing["certbot"], 64, ctx))
     return service
 
 
-def compose_document(ctx: Context) -> dict[str, Any]:
-    """The compose file as data (for tests and for dumping)."""
+def compose_document(ctx: Context, rendered: list[RenderedFile] | None = None) -> dict[str, Any]:
+    """The compose file as data (for tests and for dumping); `rendered`: config_files(ctx), if already made."""
     s = ctx.s
     images = default_images(s)
     services: dict[str, Any] = {
@@ -384,6 +480,7 @@ def compose_document(ctx: Context) -> dict[str, Any]:
     }
     if ctx.sidecar:
         services["certbot"] = certbot_service(ctx, images["certbot"])
+    stamp_inputs(services, config_files(ctx) if rendered is None else rendered)
     networks: dict[str, Any] = {
         "internal": {"internal": True, "driver_opts": {"com.docker.network.bridge.name": ctx.internal_bridge}},
         "public": {},

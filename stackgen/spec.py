@@ -9,20 +9,22 @@ description (the JSON Schema that editors use is generated from these models).
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from stackgen.contracts import load_contract
 
 SPEC_VERSION = 1
 
 Edge = Literal["caddy", "nginx", "traefik"]
 TlsMode = Literal["certbot-http01", "certbot-dns01", "edge-acme", "internal", "files"]
 Platform = Literal["linux/amd64", "linux/arm64", "linux/arm/v7"]
-DnsProvider = Literal[
-    "cloudflare", "digitalocean", "dnsimple", "gandi", "google", "linode",
-    "ovh", "rfc2136", "route53",
-]
+# Only providers with an official certbot plugin image (certbot/dns-<name>): the list is the
+# upstream contract's (stackgen/contracts/certbot-dns.yaml), so the two cannot drift apart.
+DnsProvider = Literal[tuple(p.provider for p in load_contract("certbot-dns").plugins)]  # type: ignore[valid-type]
 
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -85,9 +87,12 @@ class Tls(StrictModel):
         None,
         description="PEM file (relative to the stack directory) of CA certificates trusted for the ACME directory's TLS: a private CA such as step-ca or pebble.",
     )
-    dns_provider: DnsProvider | None = Field(None, description="certbot DNS plugin for certbot-dns01.")
+    dns_provider: DnsProvider | None = Field(None, description="certbot DNS plugin for certbot-dns01 (those with an official certbot/dns-* image).")
     dns_credentials_file: str | None = Field(
-        None, description="certbot-dns01: the DNS plugin's credentials file (mounted as a compose secret, never copied into compose.yaml)."
+        None,
+        description="certbot-dns01: the DNS plugin's credentials file (mounted as a compose secret, never copied into compose.yaml). "
+        "route53: an AWS shared credentials file (boto3 reads it; the plugin has no credentials option). "
+        "certbot reads it as uid 0 without capabilities, so `generate` makes it root-owned, mode 0600 (when run as root; else it says how).",
     )
     cert_file: str | None = Field(None, description="files mode: PEM certificate chain.")
     key_file: str | None = Field(None, description="files mode: PEM private key.")
@@ -107,6 +112,16 @@ class Tls(StrictModel):
             raise FieldError((missing,), "certbot-dns01 needs dns_provider and dns_credentials_file")
         if self.mode == "files" and (self.cert_file is None or self.key_file is None):
             raise FieldError(("cert_file" if self.cert_file is None else "key_file",), "files mode needs cert_file and key_file")
+        if self.mode == "files":
+            for name in ("cert_file", "key_file"):
+                parent = posixpath.dirname(posixpath.normpath(getattr(self, name)))
+                if parent in ("", ".", "/"):
+                    raise FieldError(
+                        (name,),
+                        "must be inside a directory of its own, such as tls/fullchain.pem: the edge mounts that "
+                        "directory read-only (a mounted single file never sees a renewal that replaces it), and "
+                        "the stack directory or / must not be mounted into the edge",
+                    )
         if self.mode != "files" and (self.cert_file or self.key_file):
             raise FieldError(("cert_file" if self.cert_file else "key_file",), "cert_file/key_file are only used in files mode")
         if self.staging and self.acme_directory is not None:
@@ -207,7 +222,11 @@ class Editor(StrictModel):
 class NodeRed(StrictModel):
     """The Node-RED service: the weakest part, so the most constrained."""
 
-    version: str = Field("4.0.9", description="Node-RED version (image tag of the default image).")
+    version: str | None = Field(
+        None,
+        description="Node-RED version (image tag of the default image). Unset: the version stackgen pins for the platform "
+        "(Node-RED 5 publishes no 32-bit ARM image, so linux/arm/v7 gets the newest 4.1.x).",
+    )
     admin_user: str = Field("admin", description="Editor/admin API user name.")
     admin_password_hash: str = Field(..., description="bcrypt hash of the admin password. `stackgen init` makes it; the password is never stored.")
     credential_secret_file: str = Field(
@@ -224,9 +243,9 @@ class NodeRed(StrictModel):
 
     @field_validator("version")
     @classmethod
-    def _version(cls, value: str) -> str:
-        if not _VERSION.match(value):
-            raise ValueError("must be a version such as 4.0.9")
+    def _version(cls, value: str | None) -> str | None:
+        if value is not None and not _VERSION.match(value):
+            raise ValueError("must be a version such as 5.0.7")
         return value
 
     @field_validator("base_image")
@@ -343,6 +362,17 @@ class Stack(StrictModel):
         wildcard = [d for d in self.domains if d.startswith("*.")]
         if wildcard and self.tls.mode not in ("certbot-dns01", "files"):
             raise FieldError(("domains", self.domains.index(wildcard[0])), f"wildcard domain {wildcard[0]} needs tls.mode certbot-dns01 (HTTP-01 cannot prove a wildcard)")
+        if self.node_red.version and not self.images.node_red:
+            major = int(self.node_red.version.split(".", 1)[0])
+            contract = load_contract("node-red")
+            platforms = contract.platforms_of_major(major)
+            if platforms is not None and not contract.major_runs_on(major, self.platform):
+                newest = load_contract("node-red").tag_for(self.platform).tag
+                raise FieldError(
+                    ("node_red", "version"),
+                    f"Node-RED {major}.x publishes no {self.platform} image (only {', '.join(sorted(platforms))}); "
+                    f"use {newest} or leave version unset",
+                )
         if self.tls.mode == "edge-acme" and self.edge == "nginx":
             raise FieldError(("tls", "mode"), "edge-acme needs an edge with a built-in ACME client (caddy or traefik); nginx has none")
         return self

@@ -20,7 +20,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from stackgen import files
 from stackgen.errors import StackgenError, format_spec_error
-from stackgen.render import NODE_RED_UID, render
+from stackgen.render import CERTBOT_UID, NODE_RED_UID, render
 from stackgen.spec import Stack
 
 SPEC_NAME = "stack.yaml"
@@ -131,8 +131,22 @@ def generate(directory: Path, force: bool = False, stack: Stack | None = None) -
         result.secrets_created.append(secret_path)
     if warning:
         result.warnings.append(warning)
+    if stack.tls.mode == "certbot-dns01" and stack.tls.dns_credentials_file:
+        # certbot runs as uid 0 without capabilities (no CAP_DAC_OVERRIDE): like any other user, it
+        # reads a 0600 file only if it owns it. Compose cannot set a file secret's owner.
+        dns_path = _in(directory, stack.tls.dns_credentials_file)
+        try:
+            _, warning = files.ensure_secret(dns_path, _must_exist, CERTBOT_UID)
+        except OSError as exc:
+            raise StackgenError(f"{dns_path}: cannot secure the DNS credentials ({exc.strerror})") from None
+        if warning:
+            result.warnings.append(warning)
     result.backups = files.apply(plan, rendered, force=force)
     return result
+
+
+def _must_exist() -> bytes:
+    raise FileNotFoundError("checked by check_references")  # pragma: no cover - check_references ran first
 
 
 def _in(directory: Path, value: str) -> Path:

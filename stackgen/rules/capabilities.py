@@ -136,3 +136,45 @@ POWERFUL_CAP = Rule(
 POWERFUL_CAP.per_service(lambda svc, topo: _added(svc, POWERFUL))
 
 RULES = (CAP_DROP_ALL, TAKEOVER_CAP, POWERFUL_CAP)
+
+FILE_CAPS = Rule(
+    id="SG042",
+    name="file-capabilities-not-granted",
+    severity=Severity.HIGH,
+    title="Image's binary needs a capability that was dropped",
+    why="""Some official images give their main binary a file capability (the `caddy` image:
+    `setcap cap_net_bind_service=+ep /usr/bin/caddy`). After `cap_drop: [ALL]` the kernel refuses to
+    exec a binary whose file capabilities it cannot grant ("exec /usr/bin/caddy: operation not
+    permitted"), even with `no-new-privileges`: the hardened service never starts, and the usual
+    reaction, removing `cap_drop`, gives back a dozen capabilities instead of one.""",
+    bad="""
+        services:
+          edge:
+            image: caddy:2.11.7-alpine
+            cap_drop: [ALL]
+    """,
+    good="""
+        services:
+          edge:
+            image: caddy:2.11.7-alpine
+            cap_drop: [ALL]
+            cap_add: [NET_BIND_SERVICE]
+    """,
+    fix="Keep `cap_drop: [ALL]` and add back exactly the binary's file capabilities with `cap_add`.",
+)
+
+
+@FILE_CAPS.per_service
+def _file_caps(svc: Service, topo: Topology) -> Iterator[tuple[str, Source | None]]:
+    if not svc.image or svc.build or "ALL" not in svc.cap_drop:
+        return
+    from stackgen.contracts import image_file_capabilities
+
+    needed = image_file_capabilities(svc.image_name)
+    missing = sorted(needed - set(svc.cap_add))
+    if missing:
+        yield (f"{svc.image_name}'s main binary carries file capabilities {', '.join(missing)}, dropped by "
+               f"`cap_drop: [ALL]` and not added back: the container will not start"), svc.at("cap_drop")
+
+
+RULES = RULES + (FILE_CAPS,)

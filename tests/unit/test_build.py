@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from stackgen import build
+from stackgen.contracts import load_contract
+from stackgen.render import node_red_tag
 from stackgen.errors import StackgenError
 from stackgen.images import DOCKER_LIST, DOCKER_MANIFEST, Platform, Registry, Response, parse_index
 from stackgen.spec import Stack
@@ -77,7 +79,7 @@ def test_install_scripts_come_from_the_lock():
 def test_base_image_never_comes_from_images_node_red():
     stack = make_stack()
     stack.images.node_red = "127.0.0.1:5000/stackgen/pi-node-red:4.0.9-abc@sha256:" + "a" * 64
-    assert build.base_image(stack) == "nodered/node-red:4.0.9"
+    assert build.base_image(stack) == f"nodered/node-red:{load_contract('node-red').tag_for(stack.platform).tag}"
     assert build.base_image(stack, "example.org/nr:4") == "example.org/nr:4"
 
 
@@ -247,7 +249,7 @@ def test_per_platform_build_pushes_each_and_joins_a_manifest_list(stack_dir):
     assert all(env["DOCKER_BUILDKIT"] == "1" for c, env in docker.commands if c[1] == "build")
     assert all("--network=none" in c for c in builds), "no extra nodes to rebuild: RUN steps get no network"
     tag = builds[0][builds[0].index("-t") + 1]
-    assert tag.startswith("127.0.0.1:5000/stackgen/pi-node-red:4.0.9-") and tag.endswith("-linux-arm64")
+    assert tag.startswith(f"127.0.0.1:5000/stackgen/pi-node-red:{node_red_tag(load_stack(stack_dir))}-") and tag.endswith("-linux-arm64")
     assert [c[2] for c, _ in docker.commands if c[1] == "push"] == [tag, tag.replace("linux-arm64", "linux-arm-v7")]
     repository, list_tag = result.reference.split("@")[0].split("/", 1)[1].rsplit(":", 1)
     media_type, body = fake_registry.manifests[(repository, list_tag)]
@@ -288,7 +290,7 @@ def test_several_platforms_need_a_registry(stack_dir):
 def test_one_platform_without_a_registry_stays_local(stack_dir):
     docker = FakeDocker(FakeRegistry())
     result = build.build(stack_dir, [], builder=build.Builder("buildkit", "docker"), runner=docker)
-    assert result.reference.startswith("localhost/stackgen/pi-node-red:4.0.9-") and "@" not in result.reference
+    assert result.reference.startswith(f"localhost/stackgen/pi-node-red:{node_red_tag(load_stack(stack_dir))}-") and "@" not in result.reference
     assert not [c for c, _ in docker.commands if c[1] == "push"]
     assert load_stack(stack_dir).images.node_red == result.reference
 

@@ -38,6 +38,7 @@ from stackgen.images import (
     sha256_digest,
     stack_images,
 )
+from stackgen.contracts import load_contract
 from stackgen.spec import Stack
 
 DATA = Path(__file__).parent / "data" / "manifests"
@@ -289,14 +290,20 @@ def stack(platform: str = "linux/arm64", **images) -> Stack:
                                  "platform": platform, "images": images, "node_red": {"admin_password_hash": HASH}})
 
 
+# The tags the stacks pin, from the one place they live (stackgen/contracts).
+NODE_RED_TAG = load_contract("node-red").tag_for("linux/arm64").tag
+CADDY_TAG = load_contract("caddy").tag_for("linux/arm64").tag
+CERTBOT_TAG = load_contract("certbot").tag_for("linux/arm64").tag
+
+
 def mirror() -> tuple[FakeRegistry, dict[str, dict[str, str]]]:
     """The default images of a caddy stack on one mirror: node-red and caddy multi-arch, certbot without arm/v7."""
     fake = FakeRegistry()
     digests: dict[str, dict[str, str]] = {}
     for repository, tag, platforms in [
-        ("nodered/node-red", "4.0.9", [linux("amd64"), linux("arm64"), linux("arm", "v7")]),
-        ("library/caddy", "2.8.4-alpine", [linux("amd64"), linux("arm64"), linux("arm", "v6"), linux("arm", "v7")]),
-        ("certbot/certbot", "v2.11.0", [linux("amd64"), linux("arm64", "v8"), linux("arm", "v6")]),
+        ("nodered/node-red", NODE_RED_TAG, [linux("amd64"), linux("arm64"), linux("arm", "v7")]),
+        ("library/caddy", CADDY_TAG, [linux("amd64"), linux("arm64"), linux("arm", "v6"), linux("arm", "v7")]),
+        ("certbot/certbot", CERTBOT_TAG, [linux("amd64"), linux("arm64", "v8"), linux("arm", "v6")]),
     ]:
         entries = []
         for config in platforms:
@@ -407,8 +414,8 @@ def test_pin_writes_platform_digests_into_stack_yaml(tmp_path):
                           registry_factory=lambda h: Registry(h, transport=fake))
     written = pin(tmp_path, checks)
     pinned = load_stack(tmp_path).images
-    assert pinned.node_red == f"nodered/node-red:4.0.9@{digests['nodered/node-red']['linux/arm64']}"
-    assert pinned.edge == f"caddy:2.8.4-alpine@{digests['library/caddy']['linux/arm64']}"
+    assert pinned.node_red == f"nodered/node-red:{NODE_RED_TAG}@{digests['nodered/node-red']['linux/arm64']}"
+    assert pinned.edge == f"caddy:{CADDY_TAG}@{digests['library/caddy']['linux/arm64']}"
     assert written["images.certbot"] == pinned.certbot
     assert (tmp_path / "stack.yaml").stat().st_mode & 0o777 == 0o600
 

@@ -47,7 +47,14 @@ def test_node_red_heap_follows_the_memory_limit():
 
 def test_arm_v7_example_images():
     """The images rendered for arm/v7 (each must publish arm/v7, or arm/v6 which runs there: `stackgen images check`)."""
+    from stackgen.contracts import load_contract, runs_on
+
     services = compose("pi-armv7")["services"]
-    assert services["node-red"]["image"].startswith("nodered/node-red:4.0.9")
-    assert services["edge"]["image"] == "nginxinc/nginx-unprivileged:1.27.3-alpine"
-    assert services["certbot"]["image"] == "certbot/certbot:v2.11.0"
+    node_red = load_contract("node-red")
+    assert services["node-red"]["image"] == f"nodered/node-red:{node_red.tag_for('linux/arm/v7').tag}"
+    assert node_red.tag_for("linux/arm/v7").major == 4 < node_red.tags[0].major, "Node-RED 5 dropped 32-bit ARM"
+    assert services["edge"]["image"] == load_contract("nginx").reference("linux/arm/v7")
+    assert services["certbot"]["image"] == load_contract("certbot").reference("linux/arm/v7")
+    for name, contract in (("edge", "nginx"), ("certbot", "certbot")):
+        tag = services[name]["image"].rpartition(":")[2]
+        assert runs_on("linux/arm/v7", next(t.platforms for t in load_contract(contract).tags if t.tag == tag))

@@ -65,6 +65,11 @@ def test_staging_switch_selects_staging_directory():
         ({"ports__bind_address": "localhost"}, "ports.bind_address"),
         ({"tls__mode": "certbot-dns01"}, "tls.dns_provider"),
         ({"tls__mode": "files"}, "tls.cert_file"),
+        ({"tls__mode": "files", "tls__cert_file": "fullchain.pem", "tls__key_file": "tls/k.pem"}, "tls.cert_file"),
+        ({"tls__mode": "files", "tls__cert_file": "tls/c.pem", "tls__key_file": "/privkey.pem"}, "tls.key_file"),
+        ({"tls__mode": "files", "tls__cert_file": "tls/../c.pem", "tls__key_file": "tls/k.pem"}, "tls.cert_file"),
+        ({"tls__mode": "certbot-dns01", "tls__dns_provider": "gandi", "tls__dns_credentials_file": "g.ini"}, "tls.dns_provider"),
+        ({"platform": "linux/arm/v7", "node_red__version": "5.0.7"}, "node_red.version"),
         ({"tls__mode": "edge-acme", "edge": "nginx"}, "tls.mode"),
         ({"tls__acme_directory": "http://insecure.example/dir"}, "tls.acme_directory"),
         ({"tls__staging": True, "tls__acme_directory": "https://ca.example/dir"}, "tls.staging"),
@@ -95,7 +100,7 @@ def test_invalid_specs_name_the_field(changes, field):
     "changes",
     [
         {"tls__mode": "certbot-dns01", "tls__dns_provider": "cloudflare", "tls__dns_credentials_file": "cf.ini", "domains": ["*.example.org"]},
-        {"tls__mode": "files", "tls__cert_file": "c.pem", "tls__key_file": "k.pem"},
+        {"tls__mode": "files", "tls__cert_file": "tls/c.pem", "tls__key_file": "tls/k.pem"},
         {"tls__mode": "edge-acme", "edge": "traefik"},
         {"tls__mode": "internal", "edge": "nginx"},
         {"tls__acme_directory": "https://pebble:14000/dir", "tls__ca_bundle": "pebble.pem"},
@@ -139,3 +144,11 @@ def test_schema_describes_every_field():
 
     walk(schema)
     json.dumps(schema)
+
+
+def test_published_schema_is_current():
+    """docs/stack.schema.json is what editors validate stack.yaml with: it must match the models."""
+    from pathlib import Path
+
+    published = json.loads((Path(__file__).resolve().parents[2] / "docs" / "stack.schema.json").read_text())
+    assert published == json.loads(json.dumps(Stack.model_json_schema())), "regenerate: stackgen schema > docs/stack.schema.json"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stackgen.contracts import load_contract
 from stackgen import backup, stackdir
 from tests.golden import golden_stack
 
@@ -55,8 +56,10 @@ class FakeHelper:
         self.engine.put[self.volume] = data.read()
         return True
 
-    def remove(self, force=False):
+    def remove(self, force=False, v=False):
         self.engine.helpers_removed += 1
+        # certbot's image declares VOLUMEs: without v=True each helper leaks anonymous volumes.
+        self.engine.helpers_removed_with_volumes += int(bool(v))
 
 
 class FakeUser:
@@ -107,6 +110,7 @@ class FakeEngine:
         self.users: dict[str, list] = {}
         self.images_used: list[str] = []
         self.helpers_removed = 0
+        self.helpers_removed_with_volumes = 0
         self.volumes = FakeVolumes(self)
         self.containers = FakeContainers(self)
 
@@ -163,6 +167,7 @@ def test_backup_layout_modes_owners_and_manifest(stack_dir, engine, tmp_path):
     flows = next(e for e in manifest["entries"] if e["path"] == "volumes/node-red-data/flows.json")
     assert flows["mode"] == "0644" and len(flows["sha256"]) == 64
     assert engine.helpers_removed == 2, "helper containers are removed"
+    assert engine.helpers_removed_with_volumes == 2, "with their anonymous volumes (v=True)"
     assert not list((tmp_path / "out").glob("*.partial")), "no partial archive left behind"
 
 
@@ -272,7 +277,7 @@ def test_restore_into_a_new_directory(stack_dir, engine, tmp_path):
         got = {m.name: m for m in tar.getmembers()}
     assert got["vol/archive/privkey1.pem"].gid == 1500 and got["vol/archive/privkey1.pem"].mode & 0o777 == 0o640
     assert got["vol/live/x/privkey.pem"].linkname == "../../archive/privkey1.pem"
-    assert "certbot/certbot:v2.11.0" in engine.images_used, "the certificate volume is reached through the sidecar's image"
+    assert load_contract("certbot").reference("linux/amd64") in engine.images_used, "the certificate volume is reached through the sidecar's image"
 
 
 def test_restore_refuses_a_different_stack_yaml_without_force(stack_dir, engine, tmp_path):
