@@ -139,7 +139,10 @@ def up(
                 on_progress(current)
             if firewall_state == "pending" and any(s.state != "absent" for s in current.values()):
                 firewall_state = "applied" if firewall.apply(rule) else "unavailable"
-            failed = [s for s in current.values() if s.failed]
+            code = process.poll()
+            # Judged only once compose has acted: before that, a container the user stopped (or one
+            # being recreated) still shows its old state, which compose is about to change.
+            failed = [s for s in current.values() if s.failed] if code is not None else []
             if failed:
                 bad = failed[0]
                 why = {
@@ -148,7 +151,6 @@ def up(
                     "restarting": f"keeps restarting (last exit code {bad.exit_code})",
                 }.get(bad.state, f"unhealthy: {bad.detail}")
                 raise StackFailed(f"{bad.name} {why}", bad.name, logs(engine, stack.project, bad.name))
-            code = process.poll()
             if code not in (None, 0):
                 stderr = process.stderr.read() if process.stderr else ""
                 waiting = [s for s in current.values() if not s.ready]

@@ -33,6 +33,8 @@ HTTP_INSIDE = 8080
 HTTPS_INSIDE = 8443
 STANDALONE_PORT = 8402
 NODE_RED_PORT = 1880
+# How long the engine waits after the stop signal before SIGKILL (compose stop_grace_period).
+EDGE_STOP_GRACE_SECONDS = 15
 # Label carrying the hash of a service's rendered inputs (see stamp_inputs).
 INPUTS_LABEL = "org.stackgen.inputs"
 
@@ -358,7 +360,8 @@ def edge_service(ctx: Context, image: str) -> dict[str, Any]:
     for host_dir, inside in ctx.tls_file_mounts:
         volumes.append(bind(host_dir, inside))
     tmpfs = ["/tmp:size=32m,mode=1777"]
-    environment: dict[str, str] = {"TZ": s.timezone}
+    # The entrypoint's own deadline for a graceful stop, before the engine's SIGKILL (margin: 3 s).
+    environment: dict[str, str] = {"TZ": s.timezone, "STACKGEN_STOP_GRACE_SECONDS": str(EDGE_STOP_GRACE_SECONDS - 3)}
     if s.edge == "caddy":
         environment.update({"XDG_CONFIG_HOME": "/config", "XDG_DATA_HOME": "/data"})
         tmpfs.append("/config:size=8m,mode=1777")
@@ -384,7 +387,7 @@ def edge_service(ctx: Context, image: str) -> dict[str, Any]:
         # The image's own stop signal (nginx-unprivileged: SIGQUIT) reaches our entrypoint, which
         # turns it into the edge's graceful stop; spelled out so the compose file says what happens.
         "stop_signal": edge_contract(s.edge).stop_signal_name,
-        "stop_grace_period": "15s",
+        "stop_grace_period": f"{EDGE_STOP_GRACE_SECONDS}s",
         "environment": environment,
         "ports": [
             {"target": HTTP_INSIDE, "published": Q(str(s.ports.http)), "host_ip": s.ports.bind_address, "protocol": "tcp"},

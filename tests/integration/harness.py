@@ -45,6 +45,7 @@ class LiveStack:
     https_port: int
     pebble: object
     issuing_root: Path = field(default=None)  # type: ignore[assignment]
+    admin_root: str = ""  # node_red.editor.path, when a test moves the editor
 
     def container(self, service: str):
         for container in engines.project_containers(self.engine, self.project):
@@ -78,7 +79,7 @@ class LiveStack:
 
     def token(self) -> str:
         body = f"client_id=node-red-admin&grant_type=password&scope=*&username=admin&password={PASSWORD}".encode()
-        response = self.https("/auth/token", method="POST", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = self.https(f"{self.admin_root}/auth/token", method="POST", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert response.status == 200, response.body
         return json.loads(response.body)["access_token"]
 

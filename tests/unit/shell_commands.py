@@ -28,13 +28,14 @@ def defined_functions(script: str) -> set[str]:
     return set(_FUNCTION.findall(script))
 
 
+_COMMENT = re.compile(r"(^|\s)#.*$")
+
+
 def _strip_comments(script: str) -> str:
-    lines = []
-    for line in script.splitlines():
-        if line.lstrip().startswith("#"):
-            continue
-        lines.append(line)
-    return "\n".join(lines).replace("\\\n", " ")
+    """Drop comments line by line: `#` starts one at the beginning of a word (POSIX), so `${x##*/}`
+    is not one, and a comment ends at its line (it must not hide the lines after it)."""
+    lines = [_COMMENT.sub("", line) for line in script.replace("\\\n", " ").splitlines()]
+    return "\n".join(line for line in lines if line.strip())
 
 
 def command_words(script: str) -> list[str]:
@@ -44,7 +45,7 @@ def command_words(script: str) -> list[str]:
     lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|()")
     lexer.whitespace = " \t\r"
     lexer.whitespace_split = True
-    lexer.commenters = "#"
+    lexer.commenters = ""
     words: list[str] = []
     expect_command = True
     after_redirect = False

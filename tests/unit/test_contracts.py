@@ -141,6 +141,9 @@ def test_the_check_catches_a_missing_tool():
     script = 'x=$(od -An /dev/urandom); if cksum < f; then cp a b && mv b c | tr a b; fi\nsleep 1 &\nf() { caddy run; }\n'
     assert {"od", "cksum", "cp", "mv", "tr", "sleep", "caddy"} <= external_commands(script)
     assert "f" not in external_commands(script) and "x" not in command_words(script)
+    # A comment ends at its line; `#` inside a word is no comment.
+    assert {"cat", "md5sum"} <= external_commands('cat a  # trailing comment\nname=${x##*/}; md5sum "$name"\n')
+    assert "for" not in command_words("for file in a b; do cp $file x; done") and "file" not in command_words("for file in a; do :; done")
 
 
 # --- capabilities: file capabilities of the main binary vs cap_drop/cap_add -----------------

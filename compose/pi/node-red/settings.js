@@ -46,6 +46,15 @@ module.exports = {
         tours: false
     },
     diagnostics: { enabled: true, ui: false },
+
+    // Telemetry (Node-RED 4.1+ pings telemetry.nodered.org daily once an admin consents in the
+    // editor). Our containers have no route out and our users expect silence. `telemetry.enabled`
+    // alone is not enough: an admin's consent is stored as the runtime setting `telemetryEnabled`,
+    // which Node-RED prefers (@node-red/runtime lib/telemetry/index.js, isTelemetryEnabled).
+    // Defining `telemetryEnabled` here makes it a settings.js property, which the runtime refuses
+    // to overwrite (lib/settings.js, set: "property-read-only"): the editor cannot turn it on.
+    telemetry: { enabled: false, updateNotification: false },
+    telemetryEnabled: false,
     runtimeState: { enabled: false, ui: false },
     exportGlobalContextKeys: false,
     functionGlobalContext: {},

@@ -18,28 +18,36 @@ obtain() {
         --email ops@example.org \
         --server https://acme-v02.api.letsencrypt.org/directory \
         --cert-name example.org \
+        --keep-until-expiring --expand \
         --key-type ecdsa \
+        --max-log-backups 3 \
         --authenticator dns-cloudflare \
         --dns-cloudflare-credentials /run/secrets/dns_credentials \
         --deploy-hook "$HOOK" \
         -d *.example.org -d example.org 
 }
 renew() {
-    certbot renew --non-interactive --no-random-sleep-on-renew --deploy-hook "$HOOK"
+    certbot renew --non-interactive --no-random-sleep-on-renew --max-log-backups 3 --deploy-hook "$HOOK"
 }
 
 trap 'exit 0' TERM INT
 delay=30
+# `obtain` runs first at every start, even when a certificate exists: when stack.yaml's domains
+# changed, `generate` changed this file, so `up` recreated this container, and the certificate must
+# now cover the new list. With the same domains and a certificate not yet due, it changes nothing.
+current=0
 while :; do
-    if [ -s "$LIVE/fullchain.pem" ]; then
+    if [ "$current" = 1 ] && [ -s "$LIVE/fullchain.pem" ]; then
         renew || log "renewal check failed; the current certificate stays in place"
         delay=30
         pause=$INTERVAL
     elif obtain; then
-        log "certificate obtained for *.example.org example.org"
+        current=1
+        log "certificate in place for *.example.org example.org"
         continue
     else
-        log "could not obtain the certificate yet; retrying in ${delay}s"
+        [ -s "$LIVE/fullchain.pem" ] && log "the current certificate stays in place until this succeeds"
+        log "could not obtain the certificate for *.example.org example.org yet; retrying in ${delay}s"
         pause=$delay
         delay=$((delay * 2)); [ "$delay" -gt 3600 ] && delay=3600
     fi

@@ -4,9 +4,18 @@
 # The edge's entrypoint. Why it exists: a TLS server cannot start without its
 # certificate, and the certificate comes from another container (the sidecar) some
 # seconds or days later. So the edge starts on a bootstrap config (HTTP only: the
-# ACME challenge), then polls the certificate and, whenever it
-# appears or changes (renewal), switches to the full config with a graceful reload.
+# ACME challenge), then polls the certificate and key and, whenever
+# they appear or change (renewal), switches to the full config with a graceful reload.
 # A failed reload keeps the old config serving and is retried at the next poll.
+#
+# Stopping: this script is the container's PID 1, so the engine's stop signal comes here
+# (the image's STOPSIGNAL unless compose sets stop_signal: TERM, INT or QUIT). Whichever it
+# is becomes nginx's own graceful stop (SIGQUIT: in-flight requests finish), the
+# certificate poll stops, and the script exits with nginx's exit status. If nginx is
+# still running STACKGEN_STOP_GRACE_SECONDS (default 8) later, or on a second stop signal,
+# it gets its fast stop (SIGTERM), before the engine's stop timeout (compose's
+# stop_grace_period; 10 s by default) would SIGKILL it.
+# POSIX sh: runs under BusyBox ash (the official Alpine images) and dash alike.
 set -u
 
 CERT=/etc/letsencrypt/live/nodered.example.org/fullchain.pem
@@ -14,14 +23,65 @@ KEY=/etc/letsencrypt/live/nodered.example.org/privkey.pem
 STATE=/tmp/stackgen
 CONF=/etc/stackgen/edge
 POLL=${STACKGEN_CERT_POLL_SECONDS:-2}
+GRACE=${STACKGEN_STOP_GRACE_SECONDS:-8}
+GRACEFUL=QUIT
+FAST=TERM
 mkdir -p "$STATE" "$STATE/dynamic"
 
+PID=""
+SLEEP=""
+STOPPING=""
+TRAPPED=""
+
 log() { echo "stackgen-edge: $*" >&2; }
-cert_ready() {
-    [ -r "$CERT" ] && [ -s "$CERT" ] && [ -r "$KEY" ]
+
+# A sleep that a stop signal cuts short (the shell runs a trap only once the foreground command ends).
+pause() {
+    sleep "$1" &
+    SLEEP=$!
+    wait "$SLEEP" 2>/dev/null
+    SLEEP=""
 }
+
+# Runs in the background once the graceful stop began: the fast stop if the edge outlives the grace period.
+watchdog() {
+    W=""
+    trap 'kill "$W" 2>/dev/null; exit 0' TERM
+    sleep "$GRACE" >/dev/null 2>&1 &
+    W=$!
+    wait "$W"
+    log "nginx still running ${GRACE}s after the stop signal: fast stop (SIG$FAST)"
+    kill -"$FAST" "$PID" 2>/dev/null
+}
+
+stop_edge() {
+    if [ -n "$STOPPING" ]; then
+        log "$1 received again: fast stop of nginx (SIG$FAST)"
+        [ -z "$PID" ] || kill -"$FAST" "$PID" 2>/dev/null
+        return 0
+    fi
+    STOPPING=$1
+    [ -z "$SLEEP" ] || kill "$SLEEP" 2>/dev/null
+    # Not started yet: the main sequence stops it right after the start.
+    [ -n "$PID" ] || return 0
+    log "$1 received: graceful stop of nginx (SIG$GRACEFUL)"
+    kill -"$GRACEFUL" "$PID" 2>/dev/null
+    watchdog &
+    WATCHDOG=$!
+}
+WATCHDOG=""
+on_signal() { TRAPPED=$1; stop_edge "$1"; }
+trap 'on_signal TERM' TERM
+trap 'on_signal INT' INT
+trap 'on_signal QUIT' QUIT
+
+cert_ready() {
+    [ -r "$CERT" ] && [ -s "$CERT" ] && [ -r "$KEY" ] && [ -s "$KEY" ]
+}
+# Both files: a new key with an unchanged certificate (or the reverse) is a change too.
+pair_fingerprint() { _c=$(cksum < "$1") && _k=$(cksum < "$2") && echo "$_c $_k"; }
 fingerprint() {
-    cksum < "$CERT" 2>/dev/null
+    pair_fingerprint "$CERT" "$KEY" 2>/dev/null
 }
 activate() { cp "$CONF/$1" "$STATE/nginx.conf"; }
 start() { nginx -e stderr -c "$STATE/nginx.conf" -g 'daemon off;' & PID=$!; }
@@ -30,31 +90,57 @@ FULL=nginx.conf
 BOOT=nginx.bootstrap.conf
 
 LAST=""
-if cert_ready; then
-    activate "$FULL"
-    LAST=$(fingerprint)
+SEEN=""
+if cert_ready && NOW=$(fingerprint) && activate "$FULL"; then
+    LAST=$NOW
     log "certificate present: full configuration"
+elif cert_ready; then
+    activate "$BOOT"
+    log "certificate at $CERT not usable yet: serving HTTP only until it is"
 else
     activate "$BOOT"
     log "no certificate yet at $CERT: serving HTTP only until it appears"
 fi
 start
-trap 'kill -TERM "$PID" 2>/dev/null' TERM INT
+# A stop signal that came before the edge was started:
+if [ -n "$STOPPING" ]; then
+    _s=$STOPPING
+    STOPPING=""
+    stop_edge "$_s"
+fi
 
-while kill -0 "$PID" 2>/dev/null; do
-    sleep "$POLL" &
-    wait $! 2>/dev/null || true
-    if cert_ready; then
-        NOW=$(fingerprint)
-        if [ "$NOW" != "$LAST" ]; then
-            activate "$FULL"
-            if reload; then
-                LAST=$NOW
-                log "certificate changed: reloaded"
-            else
-                log "reload failed: still serving the previous configuration; retrying"
-            fi
-        fi
+while [ -z "$STOPPING" ] && kill -0 "$PID" 2>/dev/null; do
+    pause "$POLL"
+    [ -z "$STOPPING" ] || break
+    cert_ready || continue
+    NOW=$(fingerprint) || continue
+    [ "$NOW" != "$LAST" ] || { SEEN=""; continue; }
+    # Settle first: a renewal replaces cert, chain, fullchain and key one after another, so a
+    # change is acted on once two polls in a row see the same pair (one reload per renewal, and
+    # never on a half-replaced pair).
+    if [ "$NOW" != "$SEEN" ]; then
+        SEEN=$NOW
+        continue
+    fi
+    if activate "$FULL" && [ -z "$STOPPING" ] && reload; then
+        LAST=$NOW
+        log "certificate changed: reloaded"
+    elif [ -z "$STOPPING" ]; then
+        log "reload failed: still serving the previous configuration; retrying"
     fi
 done
-wait "$PID"
+
+# Wait for the edge to exit. A trapped signal interrupts `wait` (status > 128): wait again then.
+# 127 from a second wait means the first one had already returned the edge's own status.
+RC=127
+while :; do
+    TRAPPED=""
+    wait "$PID"
+    _r=$?
+    [ "$_r" -ne 127 ] || break
+    RC=$_r
+    [ -n "$TRAPPED" ] && [ "$_r" -gt 128 ] || break
+done
+[ -z "$WATCHDOG" ] || kill "$WATCHDOG" 2>/dev/null
+[ -z "$STOPPING" ] || log "nginx stopped (exit status $RC)"
+exit "$RC"

@@ -27,7 +27,7 @@ RENEW_BEFORE = datetime.timedelta(days=30)
 
 
 def now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def write(path: Path, data: bytes, mode: int) -> None:
@@ -75,7 +75,7 @@ def current_is_fine() -> bool:
         return False
     cert = x509.load_pem_x509_certificate(path.read_bytes())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    return sorted(names) == sorted(DOMAINS) and cert.not_valid_after - now() > RENEW_BEFORE
+    return sorted(names) == sorted(DOMAINS) and cert.not_valid_after_utc - now() > RENEW_BEFORE
 
 
 def issue() -> None:
@@ -101,7 +101,7 @@ def issue() -> None:
     write(LIVE / "privkey.pem", pem_key(key), 0o640)
     write(LIVE / "cert.pem", leaf, 0o644)
     write(LIVE / "fullchain.pem", leaf + ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    print(f"stackgen-local-ca: issued {', '.join(DOMAINS)} until {cert.not_valid_after:%Y-%m-%d}", flush=True)
+    print(f"stackgen-local-ca: issued {', '.join(DOMAINS)} until {cert.not_valid_after_utc:%Y-%m-%d}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,18 @@
 # The edge's entrypoint. Why it exists: a TLS server cannot start without its
 # certificate, and the certificate comes from another container (the sidecar) some
 # seconds or days later. So the edge starts on a bootstrap config (HTTP only: the
-# ACME challenge), then polls the certificate and, whenever it
-# appears or changes (renewal), switches to the full config with a graceful reload.
+# ACME challenge), then polls the certificate and key and, whenever
+# they appear or change (renewal), switches to the full config with a graceful reload.
 # A failed reload keeps the old config serving and is retried at the next poll.
+#
+# Stopping: this script is the container's PID 1, so the engine's stop signal comes here
+# (the image's STOPSIGNAL unless compose sets stop_signal: TERM, INT or QUIT). Whichever it
+# is becomes traefik's own graceful stop (SIGTERM: in-flight requests finish), the
+# certificate poll stops, and the script exits with traefik's exit status. If traefik is
+# still running STACKGEN_STOP_GRACE_SECONDS (default 8) later, or on a second stop signal,
+# it gets its fast stop (SIGKILL), before the engine's stop timeout (compose's
+# stop_grace_period; 10 s by default) would SIGKILL it.
+# POSIX sh: runs under BusyBox ash (the official Alpine images) and dash alike.
 set -u
 
 CERT=/etc/letsencrypt/live/nodered.example.org/fullchain.pem
@@ -14,48 +23,330 @@ KEY=/etc/letsencrypt/live/nodered.example.org/privkey.pem
 STATE=/tmp/stackgen
 CONF=/etc/stackgen/edge
 POLL=${STACKGEN_CERT_POLL_SECONDS:-2}
+GRACE=${STACKGEN_STOP_GRACE_SECONDS:-8}
+GRACEFUL=TERM
+FAST=KILL
 mkdir -p "$STATE" "$STATE/dynamic"
 
+PID=""
+SLEEP=""
+STOPPING=""
+TRAPPED=""
+
 log() { echo "stackgen-edge: $*" >&2; }
+
+# A sleep that a stop signal cuts short (the shell runs a trap only once the foreground command ends).
+pause() {
+    sleep "$1" &
+    SLEEP=$!
+    wait "$SLEEP" 2>/dev/null
+    SLEEP=""
+}
+
+# Runs in the background once the graceful stop began: the fast stop if the edge outlives the grace period.
+watchdog() {
+    W=""
+    trap 'kill "$W" 2>/dev/null; exit 0' TERM
+    sleep "$GRACE" >/dev/null 2>&1 &
+    W=$!
+    wait "$W"
+    log "traefik still running ${GRACE}s after the stop signal: fast stop (SIG$FAST)"
+    kill -"$FAST" "$PID" 2>/dev/null
+}
+
+stop_edge() {
+    if [ -n "$STOPPING" ]; then
+        log "$1 received again: fast stop of traefik (SIG$FAST)"
+        [ -z "$PID" ] || kill -"$FAST" "$PID" 2>/dev/null
+        return 0
+    fi
+    STOPPING=$1
+    [ -z "$SLEEP" ] || kill "$SLEEP" 2>/dev/null
+    # Not started yet: the main sequence stops it right after the start.
+    [ -n "$PID" ] || return 0
+    log "$1 received: graceful stop of traefik (SIG$GRACEFUL)"
+    kill -"$GRACEFUL" "$PID" 2>/dev/null
+    watchdog &
+    WATCHDOG=$!
+}
+WATCHDOG=""
+on_signal() { TRAPPED=$1; stop_edge "$1"; }
+trap 'on_signal TERM' TERM
+trap 'on_signal INT' INT
+trap 'on_signal QUIT' QUIT
+
 cert_ready() {
-    [ -r "$CERT" ] && [ -s "$CERT" ] && [ -r "$KEY" ]
+    [ -r "$CERT" ] && [ -s "$CERT" ] && [ -r "$KEY" ] && [ -s "$KEY" ]
 }
+# Both files: a new key with an unchanged certificate (or the reverse) is a change too.
+pair_fingerprint() { _c=$(cksum < "$1") && _k=$(cksum < "$2") && echo "$_c $_k"; }
 fingerprint() {
-    cksum < "$CERT" 2>/dev/null
+    pair_fingerprint "$CERT" "$KEY" 2>/dev/null
 }
-# Traefik's file provider watches $STATE/dynamic: rewriting the file is the reload.
-activate() { cp "$CONF/$1" "$STATE/dynamic/.dynamic.yml.tmp" && mv "$STATE/dynamic/.dynamic.yml.tmp" "$STATE/dynamic/dynamic.yml"; }
+# Traefik has no reload command and never reports a failed load: its file provider watches
+# $STATE/dynamic, and a new file there is the reload. So the entrypoint checks what it can itself:
+#  * Each dynamic file carries a generation (@GENERATION@ in $CONF/dynamic*.yml), and a
+#    router that answers on Traefik's loopback ping entry point only for that generation:
+#    Traefik answering it is the proof it loaded the file. No answer within
+#    STACKGEN_TRAEFIK_CONFIRM_SECONDS (default 15; Traefik waits 2 s before applying a
+#    change): the previous file is put back, and the change is retried at the next poll.
+#  * Traefik never reads $CERT and $KEY, but copies of them, made into $STATE/tls (tmpfs,
+#    mode 0600) under names made of their content's checksums: every change of the pair is
+#    a new file that Traefik must load, and a rollback finds the previous pair intact.
+#  * Before a copy is used: it must equal the file it was copied from (not being rewritten),
+#    be complete PEM (BEGIN and END lines) whose DER length matches (not truncated), not
+#    be an encrypted key, and the key's public half must be the certificate's (RSA and
+#    EC keys; the image has BusyBox, not openssl, so awk reads the DER itself).
+# Limits: the chain after the first certificate, validity dates and names are not checked,
+# nor does a key of another algorithm (Ed25519, say) get matched: such a pair is handed to
+# Traefik, which, if it rejects it, only logs an error and, with sniStrict, then refuses TLS
+# handshakes until the next good pair. Traefik loading the file is proven; it accepting the
+# pair is not (the image has no TLS client that would show which certificate is served).
+PING=http://127.0.0.1:8082
+CONFIRM=${STACKGEN_TRAEFIK_CONFIRM_SECONDS:-15}
+NEXT=""
+# $1: the rendered file, $2: its generation.
+install_dynamic() {
+    sed "s/@GENERATION@/$2/g" "$CONF/$1" > "$STATE/dynamic.next" && mv "$STATE/dynamic.next" "$STATE/dynamic/dynamic.yml"
+}
+remember() { cp "$STATE/dynamic/dynamic.yml" "$STATE/dynamic.good"; }
+rollback() { cp "$STATE/dynamic.good" "$STATE/dynamic.next" && mv "$STATE/dynamic.next" "$STATE/dynamic/dynamic.yml"; }
+
+# Prints the public half of the first certificate (want=CERTIFICATE) or private key (want=KEY)
+# of a PEM file: "rsa <modulus hex>", "ec <point hex>", "unknown ..." or "error ...".
+PEM_PUBLIC_AWK='
+function hexof(p, l,   s, i, b) {
+    s = ""
+    for (i = p; i < p + l; i++) { b = B[i]; s = s substr(HX, int(b / 16) + 1, 1) substr(HX, b % 16 + 1, 1) }
+    return s
+}
+function tlv(p,   l, k, i) {
+    if (p + 2 > N) return -1
+    T = B[p]; l = B[p + 1]; p += 2
+    if (l >= 128) {
+        k = l - 128
+        if (k < 1 || k > 3 || p + k > N) return -1
+        l = 0
+        for (i = 0; i < k; i++) l = l * 256 + B[p + i]
+        p += k
+    }
+    if (p + l > N) return -1
+    V = p; L = l
+    return p + l
+}
+function int_hex(p, l) {
+    while (l > 1 && B[p] == 0) { p++; l-- }
+    return hexof(p, l)
+}
+function rsa_key(p,   q) {
+    if (tlv(p) < 0 || T != 48) return "error malformed RSA key"
+    q = V
+    if ((q = tlv(q)) < 0 || T != 2) return "error malformed RSA key"
+    if (tlv(q) < 0 || T != 2) return "error malformed RSA key"
+    return "rsa " int_hex(V, L)
+}
+function ec_key(p,   q, end) {
+    if (tlv(p) < 0 || T != 48) return "error malformed EC key"
+    q = V; end = V + L
+    if ((q = tlv(q)) < 0 || T != 2) return "error malformed EC key"
+    if ((q = tlv(q)) < 0 || T != 4) return "error malformed EC key"
+    while (q < end) {
+        if ((q = tlv(q)) < 0) return "error malformed EC key"
+        if (T == 161) {
+            if (tlv(V) < 0 || T != 3 || L < 2) return "error malformed EC key"
+            return "ec " hexof(V + 1, L - 1)
+        }
+    }
+    return "unknown: EC key without its public key"
+}
+function spki(p,   q, oid) {
+    if (tlv(p) < 0 || T != 48) return "error malformed public key"
+    q = V
+    if ((q = tlv(q)) < 0 || T != 48) return "error malformed public key"
+    if (tlv(V) < 0 || T != 6) return "error malformed public key"
+    oid = hexof(V, L)
+    if (tlv(q) < 0 || T != 3 || L < 2) return "error malformed public key"
+    if (oid == RSA) {
+        if (tlv(V + 1) < 0 || T != 48 || tlv(V) < 0 || T != 2) return "error malformed RSA public key"
+        return "rsa " int_hex(V, L)
+    }
+    if (oid == EC) return "ec " hexof(V + 1, L - 1)
+    return "unknown: public key algorithm " oid
+}
+function certificate(   q, i) {
+    if (tlv(0) < 0 || T != 48 || V + L != N) return "error truncated or malformed certificate"
+    if (tlv(V) < 0 || T != 48) return "error malformed certificate"
+    q = V
+    if ((q = tlv(q)) < 0) return "error malformed certificate"
+    if (T == 160 && (q = tlv(q)) < 0) return "error malformed certificate"
+    if (T != 2) return "error malformed certificate"
+    for (i = 0; i < 4; i++) if ((q = tlv(q)) < 0 || T != 48) return "error malformed certificate"
+    return spki(q)
+}
+function private_key(   q, oid) {
+    if (tlv(0) < 0 || T != 48 || V + L != N) return "error truncated or malformed key"
+    if (LABEL == "RSA PRIVATE KEY") return rsa_key(0)
+    if (LABEL == "EC PRIVATE KEY") return ec_key(0)
+    q = V
+    if ((q = tlv(q)) < 0 || T != 2) return "error malformed key"
+    if ((q = tlv(q)) < 0 || T != 48) return "error malformed key"
+    if (tlv(V) < 0 || T != 6) return "error malformed key"
+    oid = hexof(V, L)
+    if (tlv(q) < 0 || T != 4) return "error malformed key"
+    if (oid == RSA) return rsa_key(V)
+    if (oid == EC) return ec_key(V)
+    return "unknown: key algorithm " oid
+}
+BEGIN {
+    B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    P2[0] = 1; for (k = 1; k <= 8; k++) P2[k] = P2[k - 1] * 2
+    HX = "0123456789abcdef"; RSA = "2a864886f70d010101"; EC = "2a8648ce3d0201"
+    N = 0; state = 0; begins = 0; ends = 0; bad = ""
+}
+{ sub(/\r$/, "") }
+/^-----BEGIN [A-Z0-9 ]+-----$/ {
+    begins++
+    if (state == 0) {
+        label = substr($0, 12, length($0) - 16)
+        if ((want == "CERTIFICATE" && label == "CERTIFICATE") || (want == "KEY" && label ~ /PRIVATE KEY$/)) {
+            state = 1; LABEL = label; acc = 0; bits = 0
+        }
+    }
+    next
+}
+/^-----END [A-Z0-9 ]+-----$/ { ends++; if (state == 1) state = 2; next }
+state == 1 {
+    if (index($0, ":")) { bad = "has headers (encrypted?)"; next }
+    n = length($0)
+    for (i = 1; i <= n; i++) {
+        c = substr($0, i, 1)
+        if (c == "=") break
+        v = index(B64, c) - 1
+        if (v < 0) { if (c != " " && c != "\t") bad = "is not base64"; continue }
+        acc = acc * 64 + v; bits += 6
+        if (bits >= 8) { bits -= 8; d = P2[bits]; b = int(acc / d); acc -= b * d; B[N++] = b }
+    }
+}
+END {
+    if (state == 0) { print "error no " want " in PEM form"; exit }
+    if (state == 1 || begins != ends) { print "error incomplete PEM (a BEGIN line without its END line)"; exit }
+    if (bad != "") { print "error " LABEL " " bad; exit }
+    if (LABEL ~ /ENCRYPTED/) { print "error encrypted key"; exit }
+    print (want == "CERTIFICATE" ? certificate() : private_key())
+}'
+
+# $1: certificate, $2: key. Succeeds if they are usable as far as can be told here.
+check_pair() {
+    _cp=$(awk -v want=CERTIFICATE "$PEM_PUBLIC_AWK" "$1")
+    _kp=$(awk -v want=KEY "$PEM_PUBLIC_AWK" "$2")
+    case $_cp in error*) log "certificate $CERT not usable: $_cp"; return 1 ;; esac
+    case $_kp in error*) log "key $KEY not usable: $_kp"; return 1 ;; esac
+    case "$_cp $_kp" in unknown*|*" unknown"*) log "cannot check that the key matches the certificate (${_cp%% *}/${_kp%% *}): handing them to traefik"; return 0 ;; esac
+    [ "$_cp" = "$_kp" ] && return 0
+    log "key $KEY does not match certificate $CERT (half-renewed?)"
+    return 1
+}
+# Copies the pair to content-named files in $STATE/tls and checks the copies; sets NEXT, their name.
+stage_pair() {
+    NEXT=$(echo $NOW | tr ' ' '-')
+    # Staged (and so checked) before:
+    [ -s "$STATE/tls/$NEXT.crt" ] && [ -s "$STATE/tls/$NEXT.key" ] && return 0
+    ( umask 077 && mkdir -p "$STATE/tls" && cp "$CERT" "$STATE/tls/.new.crt" && cp "$KEY" "$STATE/tls/.new.key" ) || return 1
+    if [ "$(pair_fingerprint "$STATE/tls/.new.crt" "$STATE/tls/.new.key")" != "$NOW" ]; then
+        log "certificate or key changed while being read (being renewed?)"
+        return 1
+    fi
+    check_pair "$STATE/tls/.new.crt" "$STATE/tls/.new.key" || return 1
+    mv "$STATE/tls/.new.crt" "$STATE/tls/$NEXT.crt" && mv "$STATE/tls/.new.key" "$STATE/tls/$NEXT.key"
+}
+# Removes every staged pair but the one in use.
+prune() {
+    for _f in "$STATE"/tls/*; do
+        case $_f in "$STATE/tls/$NEXT.crt"|"$STATE/tls/$NEXT.key") ;; *) rm -f "$_f" ;; esac
+    done
+}
+activate() {
+    if [ "$1" = "$BOOT" ]; then NEXT=bootstrap; else stage_pair || return 1; fi
+    install_dynamic "$1" "$NEXT" || return 1
+    # Before the start there is nothing to confirm: it is what traefik starts on.
+    [ -n "$PID" ] || remember
+}
+confirm() {
+    command -v wget >/dev/null 2>&1 || { log "no wget: cannot confirm that traefik loaded generation $NEXT"; return 0; }
+    _i=0
+    while [ "$_i" -lt "$CONFIRM" ] && [ -z "$STOPPING" ]; do
+        wget -q -O /dev/null -T 2 "$PING/stackgen/generation/$NEXT" 2>/dev/null && return 0
+        pause 1
+        _i=$((_i + 1))
+    done
+    return 1
+}
+reload() {
+    if confirm; then
+        remember
+        prune
+        return 0
+    fi
+    [ -n "$STOPPING" ] || log "traefik did not load generation $NEXT within ${CONFIRM}s: the previous configuration is put back"
+    rollback
+    return 1
+}
 start() { traefik --configFile="$CONF/traefik.yml" & PID=$!; }
-reload() { return 0; }
 FULL=dynamic.yml
 BOOT=dynamic.bootstrap.yml
 
 LAST=""
-if cert_ready; then
-    activate "$FULL"
-    LAST=$(fingerprint)
+SEEN=""
+if cert_ready && NOW=$(fingerprint) && activate "$FULL"; then
+    LAST=$NOW
     log "certificate present: full configuration"
+elif cert_ready; then
+    activate "$BOOT"
+    log "certificate at $CERT not usable yet: serving HTTP only until it is"
 else
     activate "$BOOT"
     log "no certificate yet at $CERT: serving HTTP only until it appears"
 fi
 start
-trap 'kill -TERM "$PID" 2>/dev/null' TERM INT
+# A stop signal that came before the edge was started:
+if [ -n "$STOPPING" ]; then
+    _s=$STOPPING
+    STOPPING=""
+    stop_edge "$_s"
+fi
 
-while kill -0 "$PID" 2>/dev/null; do
-    sleep "$POLL" &
-    wait $! 2>/dev/null || true
-    if cert_ready; then
-        NOW=$(fingerprint)
-        if [ "$NOW" != "$LAST" ]; then
-            activate "$FULL"
-            if reload; then
-                LAST=$NOW
-                log "certificate changed: reloaded"
-            else
-                log "reload failed: still serving the previous configuration; retrying"
-            fi
-        fi
+while [ -z "$STOPPING" ] && kill -0 "$PID" 2>/dev/null; do
+    pause "$POLL"
+    [ -z "$STOPPING" ] || break
+    cert_ready || continue
+    NOW=$(fingerprint) || continue
+    [ "$NOW" != "$LAST" ] || { SEEN=""; continue; }
+    # Settle first: a renewal replaces cert, chain, fullchain and key one after another, so a
+    # change is acted on once two polls in a row see the same pair (one reload per renewal, and
+    # never on a half-replaced pair).
+    if [ "$NOW" != "$SEEN" ]; then
+        SEEN=$NOW
+        continue
+    fi
+    if activate "$FULL" && [ -z "$STOPPING" ] && reload; then
+        LAST=$NOW
+        log "certificate changed: reloaded"
+    elif [ -z "$STOPPING" ]; then
+        log "reload failed: still serving the previous configuration; retrying"
     fi
 done
-wait "$PID"
+
+# Wait for the edge to exit. A trapped signal interrupts `wait` (status > 128): wait again then.
+# 127 from a second wait means the first one had already returned the edge's own status.
+RC=127
+while :; do
+    TRAPPED=""
+    wait "$PID"
+    _r=$?
+    [ "$_r" -ne 127 ] || break
+    RC=$_r
+    [ -n "$TRAPPED" ] && [ "$_r" -gt 128 ] || break
+done
+[ -z "$WATCHDOG" ] || kill "$WATCHDOG" 2>/dev/null
+[ -z "$STOPPING" ] || log "traefik stopped (exit status $RC)"
+exit "$RC"
