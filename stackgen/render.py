@@ -363,16 +363,19 @@ def edge_service(ctx: Context, image: str) -> dict[str, Any]:
     # The entrypoint's own deadline for a graceful stop, before the engine's SIGKILL (margin: 3 s).
     environment: dict[str, str] = {"TZ": s.timezone, "STACKGEN_STOP_GRACE_SECONDS": str(EDGE_STOP_GRACE_SECONDS - 3)}
     if s.edge == "caddy":
-        environment.update({"XDG_CONFIG_HOME": "/config", "XDG_DATA_HOME": "/data"})
-        tmpfs.append("/config:size=8m,mode=1777")
+        # Caddy writes $XDG_CONFIG_HOME (autosave) and $XDG_DATA_HOME (locks, OCSP) even when it obtains
+        # no certificate. A tmpfs over the image's /config or /data would take that directory's owner and
+        # mode (root, 0755: the engine copies them from the image), unwritable for uid 101; /tmp is 1777.
+        environment.update({
+            "XDG_CONFIG_HOME": "/tmp/caddy/config",
+            "XDG_DATA_HOME": "/data" if ctx.edge_acme else "/tmp/caddy/data",
+        })
     if ctx.edge_acme:
         volumes.append(volume("edge-data", "/data"))
         if ctx.ca_bundle:
             volumes.append(bind(ctx.ca_bundle, ctx.ca_bundle_in_edge))
             if s.edge == "traefik":
                 environment["LEGO_CA_CERTIFICATES"] = ctx.ca_bundle_in_edge
-    elif s.edge == "caddy":
-        tmpfs.append("/data:size=16m,mode=1777")
     if s.edge == "traefik":
         health = ["CMD", "traefik", "healthcheck", "--ping", f"--configFile={conf}/traefik.yml"]
     else:

@@ -30,6 +30,15 @@ def test_every_service_is_healthy(stack: LiveStack):
         assert container.attrs["State"]["Health"]["Status"] == "healthy", service
 
 
+def test_no_service_is_denied_a_path_it_writes(stack: LiveStack):
+    """Read-only roots with tmpfs scratch: every path a program writes must be writable by its uid
+    (a tmpfs over an image directory takes that directory's owner and mode)."""
+    for service in ("node-red", "edge", "certbot"):
+        logs = stack.container(service).logs().decode("utf-8", "replace")
+        denied = [line for line in logs.splitlines() if "permission denied" in line.lower() or "read-only file system" in line.lower()]
+        assert not denied, f"{service}: {denied[:3]}"
+
+
 def test_https_serves_the_editor_with_the_acme_certificate(stack: LiveStack):
     response = stack.https("/")
     assert response.status == 200

@@ -374,6 +374,24 @@ def test_a_key_only_change_reloads(run, edge):
         live.wait_for(lambda: "certificate changed: reloaded" in live.stderr(), "the reload logged")
 
 
+@pytest.mark.parametrize("edge", ["caddy", "nginx"])
+def test_a_renewal_written_file_by_file_is_one_reload_of_the_complete_pair(run, edge):
+    """certbot replaces the certificate, then the key, within one poll interval: a poll may see the
+    half-replaced pair (new certificate, old key); the edge must not reload on it, and reloads once."""
+    old_key, new_key = make_key(), make_key()
+    live = run(edge)
+    live.write_pair(cert_pem(old_key), key_pem(old_key))
+    live.start(STACKGEN_CERT_POLL_SECONDS="1")
+    time.sleep(0.5)
+    live.cert.write_bytes(cert_pem(new_key))  # the key follows a moment later
+    time.sleep(0.6)
+    live.key.write_bytes(key_pem(new_key))
+    live.wait_for(lambda: "certificate changed: reloaded" in live.stderr(), "the reload")
+    time.sleep(1.0)
+    reloads = [line for line in live.lines() if line.startswith("reload") and "-t" not in line.split()]  # nginx: -t, then -s reload
+    assert len(reloads) == 1, reloads
+
+
 def test_a_failed_reload_is_retried_at_the_next_poll(run):
     live = run("caddy")
     live.start(FAKE_RELOAD_STATUS="1")

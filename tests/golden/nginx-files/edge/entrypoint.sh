@@ -116,9 +116,10 @@ while [ -z "$STOPPING" ] && kill -0 "$PID" 2>/dev/null; do
     NOW=$(fingerprint) || continue
     [ "$NOW" != "$LAST" ] || { SEEN=""; continue; }
     # Settle first: a renewal replaces cert, chain, fullchain and key one after another, so a
-    # change is acted on once two polls in a row see the same pair (one reload per renewal, and
-    # never on a half-replaced pair).
-    if [ "$NOW" != "$SEEN" ]; then
+    # change of a served pair is acted on once two polls in a row see the same pair (one reload
+    # per renewal, never on a half-replaced pair). The first certificate is used at once: until
+    # then nothing is served on HTTPS at all (a half-written first pair fails the reload, retried).
+    if [ -n "$LAST" ] && [ "$NOW" != "$SEEN" ]; then
         SEEN=$NOW
         continue
     fi
