@@ -134,12 +134,12 @@ def up(
     rule = firewall.FirewallRule(Context(stack).internal_bridge, stack.project)
     try:
         while True:
+            code = process.poll()  # first: states read after it are at least as new as compose's verdict
             current = states(engine, stack.project, document)
             if on_progress:
                 on_progress(current)
             if firewall_state == "pending" and any(s.state != "absent" for s in current.values()):
                 firewall_state = "applied" if firewall.apply(rule) else "unavailable"
-            code = process.poll()
             # Judged only once compose has acted: before that, a container the user stopped (or one
             # being recreated) still shows its old state, which compose is about to change.
             failed = [s for s in current.values() if s.failed] if code is not None else []

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from stackgen.contracts import load_contract
 from stackgen import doctor, files
 from stackgen.cli import app
 from stackgen.images import DOCKER_LIST, DOCKER_MANIFEST, Entry, ImageRef, Platform, Registry, manifest_list
@@ -315,17 +316,29 @@ def _synthetic(client: Registry, repository: str, tag: str, platforms: list[str]
     return digests
 
 
+# The stack's default images, as the contracts pin them (the one place versions live).
+KEEP_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v6", "linux/arm/v7")
+NODE_RED_64 = load_contract("node-red").reference("linux/arm64")
+NODE_RED_32 = load_contract("node-red").reference("linux/arm/v7")
+CADDY = load_contract("caddy").reference("linux/arm64")
+CERTBOT = load_contract("certbot").reference("linux/arm64")
+
+
 @pytest.fixture(scope="session")
 def mirror(registry):
-    """The stack's default images, as synthetic multi-platform images in the local registry (a mirror)."""
+    """The stack's default images, as synthetic multi-platform images in the local registry (a mirror),
+    each tag with the platforms its contract says upstream publishes (certbot: amd64, arm64, arm/v6 —
+    an arm/v7 Pi runs the arm/v6 image; Node-RED 5: no 32-bit ARM)."""
     client = registry.client()
-    return {
-        "nodered/node-red:4.0.9": _synthetic(client, "nodered/node-red", "4.0.9", ["linux/amd64", "linux/arm64", "linux/arm/v7"]),
-        "caddy:2.8.4-alpine": _synthetic(client, "library/caddy", "2.8.4-alpine", ["linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64"]),
-        # certbot publishes amd64, arm64 and arm/v6 only (arm32v6): an arm/v7 Pi runs the arm/v6 image.
-        "certbot/certbot:v2.11.0": _synthetic(client, "certbot/certbot", "v2.11.0", ["linux/amd64", "linux/arm64", "linux/arm/v6"]),
-        "edge.example.org/amd64only/caddy:1": _synthetic(client, "amd64only/caddy", "1", ["linux/amd64"], single=True),
-    }
+    images = {}
+    for name in ("node-red", "caddy", "certbot"):
+        contract = load_contract(name)
+        repository = contract.image if "/" in contract.image else f"library/{contract.image}"
+        for tag in contract.tags:
+            platforms = [p for p in KEEP_PLATFORMS if p in tag.platforms]
+            images[f"{contract.image}:{tag.tag}"] = _synthetic(client, repository, tag.tag, platforms)
+    images["edge.example.org/amd64only/caddy:1"] = _synthetic(client, "amd64only/caddy", "1", ["linux/amd64"], single=True)
+    return images
 
 
 def _json_part(output: str) -> str:
@@ -345,7 +358,7 @@ def test_images_check_passes_and_reports_each_platform_digest(registry, mirror, 
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     digests = {item["image"]: item["digest"] for item in report["images"]}
-    assert digests == {image: mirror[image]["linux/arm64"] for image in ("nodered/node-red:4.0.9", "caddy:2.8.4-alpine", "certbot/certbot:v2.11.0")}
+    assert digests == {image: mirror[image]["linux/arm64"] for image in (NODE_RED_64, CADDY, CERTBOT)}
     assert {item["source"] for item in report["images"]} == {f"registry {registry.host}"}
 
 
@@ -355,8 +368,9 @@ def test_images_check_on_arm_v7_accepts_arm_v6_certbot_and_says_so(registry, mir
     assert result.exit_code == 0, result.output
     assert "note: certbot: linux/arm/v6 image, runs on linux/arm/v7" in result.output
     report = {item["service"]: item for item in json.loads(_check(directory, "--registry", registry.host, "--format", "json").output)["images"]}
-    assert (report["certbot"]["matched"], report["certbot"]["digest"]) == ("linux/arm/v6", mirror["certbot/certbot:v2.11.0"]["linux/arm/v6"])
-    assert (report["edge"]["matched"], report["edge"]["digest"]) == ("linux/arm/v7", mirror["caddy:2.8.4-alpine"]["linux/arm/v7"])  # exact beats v6
+    assert (report["certbot"]["matched"], report["certbot"]["digest"]) == ("linux/arm/v6", mirror[CERTBOT]["linux/arm/v6"])
+    assert (report["edge"]["matched"], report["edge"]["digest"]) == ("linux/arm/v7", mirror[CADDY]["linux/arm/v7"])  # exact beats v6
+    assert report["node-red"]["image"] == NODE_RED_32 and report["node-red"]["matched"] == "linux/arm/v7"
 
 
 def test_images_check_fails_naming_the_image_that_lacks_the_platform(registry, mirror, tmp_path):
@@ -372,9 +386,9 @@ def test_pin_writes_digests_that_generate_renders(registry, mirror, tmp_path):
     result = _check(directory, "--registry", registry.host, "--pin")
     assert result.exit_code == 0, result.output
     stack = load_stack(directory)
-    assert stack.images.node_red == f"nodered/node-red:4.0.9@{mirror['nodered/node-red:4.0.9']['linux/arm64']}"
-    assert stack.images.edge == f"caddy:2.8.4-alpine@{mirror['caddy:2.8.4-alpine']['linux/arm64']}"
-    assert stack.images.certbot == f"certbot/certbot:v2.11.0@{mirror['certbot/certbot:v2.11.0']['linux/arm64']}"
+    assert stack.images.node_red == f"{NODE_RED_64}@{mirror[NODE_RED_64]['linux/arm64']}"
+    assert stack.images.edge == f"{CADDY}@{mirror[CADDY]['linux/arm64']}"
+    assert stack.images.certbot == f"{CERTBOT}@{mirror[CERTBOT]['linux/arm64']}"
     assert (directory / SPEC_NAME).stat().st_mode & 0o777 == 0o600
     result = invoke("generate", str(directory))
     assert result.exit_code == 0, result.output

@@ -228,11 +228,23 @@ def fresh_state(stack):
 QUIET = {"renew": False, "verify_interval": 0, "cert_check_interval": 3600}
 
 
+def node_red_pid(container) -> int:
+    """The host PID of Node-RED itself. Not the container's PID 1: as in the official image, that is
+    the entrypoint shell, which runs node as its child (stopping the shell would hang nothing)."""
+    top = container.top()
+    pid, ppid = top["Titles"].index("PID"), top["Titles"].index("PPID")
+    main = str(container.attrs["State"]["Pid"])
+    # Node-RED renames its process ("node-red"), so look for the entrypoint's child, not a command line.
+    found = [int(row[pid]) for row in top["Processes"] if row[ppid] == main]
+    assert len(found) == 1, top
+    return found[0]
+
+
 def test_unhealthy_node_red_is_restarted_alone_and_becomes_healthy(fresh_state):
     stack = fresh_state
     started = {s: stack.container(s).attrs["State"]["StartedAt"] for s in ("node-red", "edge", "certbot")}
     with supervisor_thread(stack.directory, stop_timeout=3, **QUIET) as supervisor:
-        os.kill(stack.container("node-red").attrs["State"]["Pid"], signal.SIGSTOP)  # hung: the healthcheck times out
+        os.kill(node_red_pid(stack.container("node-red")), signal.SIGSTOP)  # hung: the healthcheck times out
         wait_for(lambda: restarts_of(supervisor, "node-red"), 120, "the supervisor to restart Node-RED")
         wait_for(lambda: stack.container("node-red").attrs["State"].get("Health", {}).get("Status") == "healthy", 90,
                  "Node-RED healthy again")
