@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
+import re
+import shlex
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -203,15 +205,43 @@ def default_images(stack: Stack) -> dict[str, str]:
     }
 
 
+# `word` is for comments and double-quoted strings, where `*` (a wildcard domain) is literal.
+_SHELL_WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./*-]+$")
+
+
+def shell_quote(value: Any) -> str:
+    """`| sh` in shell blueprints: the value as exactly one word, whatever it holds (safe words unchanged)."""
+    return shlex.quote(str(value))
+
+
+def shell_word(value: Any) -> str:
+    """`| word` in shell blueprints, where quoting would be wrong (comments, inside double quotes):
+    the value must be a plain word already, else rendering stops (the spec let an unsafe value through)."""
+    text = str(value)
+    if not _SHELL_WORD.match(text):
+        raise ValueError(f"unsafe value for a shell script: {text!r}")
+    return text
+
+
+def shell_words(values: Any) -> str:
+    """`| words`: a list of plain words, space-separated (for messages inside double quotes)."""
+    return " ".join(shell_word(v) for v in values)
+
+
 @cache
 def templates() -> jinja2.Environment:
-    """The blueprints (shipped in the package); strict: a missing value is an error, not an empty string."""
-    return jinja2.Environment(
+    """The blueprints (shipped in the package); strict: a missing value is an error, not an empty string.
+
+    Shell blueprints (`*.sh.j2`) interpolate only through `| sh`, `| word` or `| words` (a unit test
+    holds every `{{ }}` of them to that): a value from stack.yaml never becomes shell syntax."""
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("stackgen", "blueprints"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
+    environment.filters.update(sh=shell_quote, word=shell_word, words=shell_words)
+    return environment
 
 
 def template(name: str, ctx: Context, **extra: Any) -> bytes:

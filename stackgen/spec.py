@@ -32,7 +32,13 @@ LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"^(\*\.)?({_LABEL}\.)+{_LABEL}$")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Conservative on purpose: the address reaches shell scripts, a Caddyfile and Traefik's YAML. Letters,
+# digits and . _ % + - before the @, a host name after it (quoting guards the scripts too).
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+# https URL without characters that mean something in a shell, a Caddyfile ({placeholders}) or YAML.
+_ACME_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+=,-]*)?$")
+# Host paths that reach edge configs (Caddyfile, nginx.conf, Traefik YAML) and scripts.
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9._/+@-]+$")
 _BCRYPT = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -101,8 +107,15 @@ class Tls(StrictModel):
     @field_validator("acme_directory")
     @classmethod
     def _https_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https://[^\s/]+(/\S*)?$", value):
-            raise ValueError("must be an https:// URL")
+        if value is not None and not _ACME_URL.match(value):
+            raise ValueError("must be an https:// URL of letters, digits and . _ ~ % / + = , - (no quotes, spaces, $, {}, ;)")
+        return value
+
+    @field_validator("cert_file", "key_file", "ca_bundle", "dns_credentials_file")
+    @classmethod
+    def _safe_path(cls, value: str | None) -> str | None:
+        if value is not None and not _SAFE_PATH.match(value):
+            raise ValueError("a path of letters, digits and . _ / + @ - only (it reaches configuration files and scripts)")
         return value
 
     @model_validator(mode="after")
@@ -347,7 +360,7 @@ class Stack(StrictModel):
     @classmethod
     def _email(cls, value: str) -> str:
         if not _EMAIL.match(value):
-            raise ValueError(f"{value!r} is not an e-mail address")
+            raise ValueError(f"{value!r} is not an e-mail address stackgen accepts (letters, digits and . _ % + - before the @, a host name after it)")
         return value
 
     @field_validator("timezone")

@@ -24,7 +24,7 @@ obtain() {
         --authenticator dns-cloudflare \
         --dns-cloudflare-credentials /run/secrets/dns_credentials \
         --deploy-hook "$HOOK" \
-        -d *.example.org -d example.org 
+        -d '*.example.org' -d example.org 
 }
 renew() {
     certbot renew --non-interactive --no-random-sleep-on-renew --max-log-backups 3 --deploy-hook "$HOOK"
