@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,35 +45,78 @@ def load_stack(directory: Path) -> Stack:
     """Read and validate `DIR/stack.yaml`; errors name the file and line."""
     path = directory / SPEC_NAME
     try:
-        text = path.read_text()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise StackgenError(f"{path}: not a regular file")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise StackgenError(f"{path}: not found (create one with `stackgen init {directory}`)") from None
     except OSError as exc:
         raise StackgenError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_stack(text, path)
+    if len(raw) > MAX_SPEC_BYTES:
+        raise StackgenError(f"{path}: larger than {MAX_SPEC_BYTES // 1024} KiB; a stack description is a few hundred bytes")
+    return parse_stack(decode_text(raw, path), path)
+
+
+# Bounds for hostile or broken input: a real stack.yaml is well under 4 KiB and 100 values.
+MAX_SPEC_BYTES = 256 * 1024
+MAX_SPEC_VALUES = 20_000
+
+
+def decode_text(raw: bytes, path: Path) -> str:
+    """UTF-8 text, or an error naming the line of the first bad byte (NUL included)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise StackgenError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
+    if "\0" in text:
+        raise StackgenError(f"{path}:{text[: text.index(chr(0))].count(chr(10)) + 1}: a NUL character; not a text file")
+    return text
 
 
 def parse_stack(text: str, path: Path) -> Stack:
     try:
         document = YAML(typ="rt").load(text)
+    except RecursionError:
+        raise StackgenError(f"{path}: nested too deeply to be a stack description") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise StackgenError(f"{where}: not valid YAML: {exc.problem}") from None
     if not isinstance(document, dict):
         raise StackgenError(f"{path}:1: expected a mapping of stack settings")
+    budget = [MAX_SPEC_VALUES]
     try:
-        return Stack.model_validate(_plain(document))
+        plain = _plain(document, budget)
+    except _TooLarge:
+        raise StackgenError(f"{path}: expands to more than {MAX_SPEC_VALUES} values (YAML aliases?); "
+                            "a stack description has a few dozen") from None
+    except RecursionError:
+        raise StackgenError(f"{path}: nested too deeply to be a stack description") from None
+    try:
+        return Stack.model_validate(plain)
     except ValidationError as exc:
         raise StackgenError(format_spec_error(exc, path, document)) from None
 
 
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip types -> plain Python, so pydantic sees ordinary values."""
+class _TooLarge(Exception):
+    pass
+
+
+def _plain(node: Any, budget: list[int]) -> Any:
+    """ruamel's round-trip types -> plain Python, so pydantic sees ordinary values.
+
+    `budget`: values left to produce. YAML aliases share nodes, and expanding them here is what a
+    1 KB "billion laughs" file turns into billions of values: counting stops it at once."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
     if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
+        return {str(k): _plain(v, budget) for k, v in node.items()}
     if isinstance(node, list):
-        return [_plain(v) for v in node]
+        return [_plain(v, budget) for v in node]
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, int):
