@@ -244,11 +244,14 @@ def read_dotenv(
     path: Path, lookup: Callable[[str], str | None] | None = None, display: str | None = None
 ) -> dict[str, str | None]:
     """Read and parse one env file; `ComposeError` when it cannot be read."""
+    from stackgen.inputfile import InputFileError, read_text
+
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ComposeError(f"cannot read env file: {exc.strerror or exc}", name) from exc
+        # lenient: Compose takes an env file's bytes as they are (a Latin-1 byte is no error there)
+        text = read_text(path, lenient=True)
+    except InputFileError as exc:
+        raise ComposeError(f"env file: {exc.message}", name, exc.line, 1 if exc.line else None) from None
     return parse_dotenv(text, lookup, name)
 
 

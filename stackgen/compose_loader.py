@@ -85,6 +85,12 @@ _UNIQUE_BY = {
 _MAP_KEYS = ("environment", "labels", "annotations", "sysctls", "build_args")
 
 
+def _real(path: Path | str) -> Path:
+    """The path with symlinks resolved, never raising: a symlink loop stays as it is and is named
+    when the file is read (Path.resolve raises RuntimeError on loops)."""
+    return Path(os.path.realpath(path))
+
+
 # --- entry points -------------------------------------------------------------
 
 
@@ -131,7 +137,7 @@ def load_model(
     if not files:
         raise ComposeError("no compose file given, and none found (compose.yaml, docker-compose.yml, ...)")
     paths = [Path(f) for f in files]
-    project = Path(project_dir) if project_dir else paths[0].resolve().parent
+    project = Path(project_dir) if project_dir else _real(paths[0]).parent
     environ = dict(os.environ if environ is None else environ)
     _HOME[0] = environ.get("HOME")
     dotenv = _project_dotenv(project, env_files, environ)
@@ -164,11 +170,11 @@ def _project_dotenv(
 def _display(path: Path) -> str:
     """How a file is named in findings: relative to the working directory when below it."""
     try:
-        absolute = path.resolve()
-        rel = absolute.relative_to(Path.cwd().resolve())
+        absolute = _real(path)
+        rel = absolute.relative_to(_real(Path.cwd()))
         return str(rel)
     except ValueError:
-        return str(path.resolve()) if not path.is_absolute() else str(path)
+        return str(_real(path)) if not path.is_absolute() else str(path)
 
 
 # --- loading files -------------------------------------------------------------
@@ -185,7 +191,7 @@ class _Loader:
 
     def read(self, path: Path, base: Path) -> PMap:
         """One file: parse, check it is compose, interpolate, canonicalise, resolve `extends`."""
-        key = path.resolve()
+        key = _real(path)
         if key in self._cache:
             return self._cache[key]
         display = _display(path)
@@ -249,7 +255,7 @@ class _Loader:
 
             sub = _Loader(sub_lookup, self.environ)
             sub.displayed = self.displayed
-            sub_model = sub.load_files(sub_files, sub_project.resolve())
+            sub_model = sub.load_files(sub_files, _real(sub_project))
             for section in ("services", "networks", "volumes", "secrets", "configs"):
                 incoming = sub_model.get(section)
                 if not isinstance(incoming, PMap):
@@ -282,14 +288,14 @@ class _Loader:
             return svc
         ext = svc["extends"]
         where = pos_of(svc, "extends")
-        marker = (str(path.resolve()), name)
+        marker = (str(_real(path)), name)
         if marker in stack:
             raise ComposeError.at(where, f"circular `extends` reaching service {name!r}")
         target = ext.get("service")
         if not isinstance(target, str):
             raise ComposeError.at(where, "`extends` needs a `service`")
         if ext.get("file"):
-            other = (path.parent / str(ext["file"])).resolve()
+            other = _real(path.parent / str(ext["file"]))
             other_doc = self.read(other, other.parent)
             other_services = other_doc.get("services") or PMap()
             if target not in other_services:
@@ -922,12 +928,12 @@ def _inline_env_files(svc: PMap) -> None:
     merged = PMap(pos=pos_of(svc, "env_file"))
     for entry in files:
         path = Path(entry["path"])
-        if not path.is_file():
-            if _truthy(entry.get("required", True)):
-                continue  # Compose refuses to start; a static check reads on without it
-            continue
-        values = parse_dotenv(path.read_text(encoding="utf-8-sig"), None, _display(path))
-        lines = _env_lines(path)
+        if not os.path.lexists(path):
+            continue  # missing: Compose refuses to start (if required); a static check reads on without it
+        # present but a device, FIFO or symlink loop: a clear error (reading /dev/zero would never end)
+        text = _env_file_text(path)
+        values = parse_dotenv(text, None, _display(path))
+        lines = _env_lines(text)
         for key, value in values.items():
             merged[key] = value
             merged.kpos[key] = Source(_display(path), lines.get(key, 1), 1)
@@ -939,9 +945,19 @@ def _inline_env_files(svc: PMap) -> None:
     svc["environment"] = merged
 
 
-def _env_lines(path: Path) -> dict[str, int]:
+def _env_file_text(path: Path) -> str:
+    """An env_file's text, bounded (`/dev/zero` or a FIFO as env_file is an error, not a hang)."""
+    from stackgen.inputfile import InputFileError, read_text
+
+    try:
+        return read_text(path, lenient=True)
+    except InputFileError as exc:
+        raise ComposeError(f"env_file: {exc.message}", _display(path), exc.line, 1 if exc.line else None) from None
+
+
+def _env_lines(text: str) -> dict[str, int]:
     found: dict[str, int] = {}
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for lineno, raw in enumerate(text.splitlines(), 1):
         m = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)", raw)
         if m and not raw.lstrip().startswith("#"):
             found.setdefault(m.group(1), lineno)

@@ -374,15 +374,12 @@ def parse_yaml(path: Path | str, text: str | None = None, display: str | None = 
     """
     name = display or str(path)
     if text is None:
+        from stackgen.inputfile import InputFileError, read_text
+
         try:
-            raw = Path(path).read_bytes()
-        except OSError as exc:
-            raise ComposeError(f"cannot read file: {exc.strerror or exc}", name) from exc
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise ComposeError("not UTF-8 text", name, line, 1) from exc
+            text = read_text(path)
+        except InputFileError as exc:
+            raise ComposeError(exc.message, name, exc.line, 1 if exc.line else None) from None
     try:
         nodes = _compose_all(text)
     except _YamlFailure as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,37 +42,22 @@ class GenerateResult:
 
 def load_stack(directory: Path) -> Stack:
     """Read and validate `DIR/stack.yaml`; errors name the file and line."""
+    from stackgen.inputfile import InputFileError, read_text
+
     path = directory / SPEC_NAME
+    if not path.exists() and not path.is_symlink():
+        raise StackgenError(f"{path}: not found (create one with `stackgen init {directory}`)")
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise StackgenError(f"{path}: not a regular file")
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SPEC_BYTES + 1)
-    except FileNotFoundError:
-        raise StackgenError(f"{path}: not found (create one with `stackgen init {directory}`)") from None
-    except OSError as exc:
-        raise StackgenError(f"{path}: cannot read ({exc.strerror})") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise StackgenError(f"{path}: larger than {MAX_SPEC_BYTES // 1024} KiB; a stack description is a few hundred bytes")
-    return parse_stack(decode_text(raw, path), path)
+        text = read_text(path, MAX_SPEC_BYTES)
+    except InputFileError as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise StackgenError(f"{where}: {exc.message}") from None
+    return parse_stack(text, path)
 
 
 # Bounds for hostile or broken input: a real stack.yaml is well under 4 KiB and 100 values.
 MAX_SPEC_BYTES = 256 * 1024
 MAX_SPEC_VALUES = 20_000
-
-
-def decode_text(raw: bytes, path: Path) -> str:
-    """UTF-8 text, or an error naming the line of the first bad byte (NUL included)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise StackgenError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
-    if "\0" in text:
-        raise StackgenError(f"{path}:{text[: text.index(chr(0))].count(chr(10)) + 1}: a NUL character; not a text file")
-    return text
 
 
 def parse_stack(text: str, path: Path) -> Stack:

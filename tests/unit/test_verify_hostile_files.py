@@ -1,0 +1,74 @@
+"""verify on hostile files: a clear error naming the file (and line), exit 2 — never a hang or a traceback;
+and what Compose accepts, accepted (issue 11, part 2: the file-reading class)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stackgen.compose_yaml import ComposeError
+from stackgen.verify import verify
+
+SERVICE = "services:\n  app:\n    image: alpine:3.20\n"
+
+
+def compose(tmp_path: Path, text: str = SERVICE) -> Path:
+    path = tmp_path / "compose.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_dev_zero_as_env_file_is_an_error_not_a_hang(tmp_path):
+    path = compose(tmp_path, SERVICE + "    env_file: /dev/zero\n")
+    with pytest.raises(ComposeError, match="env_file: not a regular file"):
+        verify([path], project_dir=tmp_path)
+
+
+def test_a_fifo_as_env_file_is_an_error_not_a_hang(tmp_path):
+    os.mkfifo(tmp_path / "pipe.env")
+    path = compose(tmp_path, SERVICE + "    env_file: pipe.env\n")
+    with pytest.raises(ComposeError, match="not a regular file"):
+        verify([path], project_dir=tmp_path)
+
+
+def test_a_symlink_loop_is_named(tmp_path):
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    with pytest.raises(ComposeError, match="symbolic link loop"):
+        verify([tmp_path / "a.yaml"], project_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("data", "message", "line"), [(b"services:\n  app:\n    image: \xff\n", "not UTF-8 text", 3),
+                                                       (b"services:\n\x00\n", "NUL character", 2)])
+def test_bad_bytes_in_a_compose_file_name_the_line(tmp_path, data, message, line):
+    path = tmp_path / "compose.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ComposeError, match=message) as caught:
+        verify([path], project_dir=tmp_path)
+    assert caught.value.line == line
+
+
+def test_a_latin1_byte_in_dotenv_is_accepted_as_compose_does(tmp_path):
+    (tmp_path / ".env").write_bytes(b"GREETING=gr\xfc\xdf\nTAG=3.20\n")
+    path = compose(tmp_path, "services:\n  app:\n    image: alpine:${TAG}\n")
+    result = verify([path], project_dir=tmp_path, fail_on=None)
+    assert result.topology.services["app"].image == "alpine:3.20"
+
+
+def test_an_env_file_with_a_latin1_byte_is_read(tmp_path):
+    (tmp_path / "app.env").write_bytes(b"NAME=caf\xe9\n")
+    path = compose(tmp_path, SERVICE + "    env_file: app.env\n")
+    verify([path], project_dir=tmp_path, fail_on=None)
+
+
+def test_cli_exits_2_without_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from stackgen.cli import app
+
+    path = compose(tmp_path, SERVICE + "    env_file: /dev/zero\n")
+    result = CliRunner().invoke(app, ["verify", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "not a regular file" in result.output
