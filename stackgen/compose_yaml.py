@@ -148,12 +148,20 @@ def _tag(node: Any) -> str:
 _new_pos = tuple.__new__
 
 
+# Far above any real compose file (hundreds of services are thousands of values).
+MAX_EXPANDED_VALUES = 1_000_000
+
+
 class _Builder:
     """Turns a composed node tree into PMap/PList/scalars, with positions."""
 
     def __init__(self, file: str) -> None:
         self.file = file
         self.seen: dict[int, Any] = {}
+        # Values the document stands for once aliases are expanded (what every later walk visits), and
+        # that count per shared node: a 500-byte "billion laughs" file is refused here, not walked.
+        self.expanded = 0
+        self.size_of: dict[int, int] = {}
 
     def pos(self, node: Any) -> Pos:
         mark = node.start_mark
@@ -167,7 +175,14 @@ class _Builder:
             return self.scalar(node)
         key = id(node)
         if key in self.seen:  # an alias: the same node object, build once
+            self.expanded += self.size_of.get(key, 1)
+            if self.expanded > MAX_EXPANDED_VALUES:
+                mark = node.start_mark
+                raise ComposeError(f"document contains excessive aliasing (more than {MAX_EXPANDED_VALUES} values once expanded)",
+                                   self.file, mark.line + 1, mark.column + 1)
             return self.seen[key]
+        before = self.expanded
+        self.expanded += 1
         mark = node.start_mark
         where = _new_pos(Pos, (self.file, mark.line + 1, mark.column + 1))
         if kind == "sequence":
@@ -187,6 +202,7 @@ class _Builder:
             value = PMap(pos=where)
             self.seen[key] = value
             self.mapping(node, value)
+        self.size_of[key] = self.expanded - before
         return value
 
     def scalar(self, node: Any) -> Any:

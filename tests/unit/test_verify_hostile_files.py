@@ -72,3 +72,26 @@ def test_cli_exits_2_without_traceback(tmp_path):
     result = CliRunner().invoke(app, ["verify", str(path)])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and "not a regular file" in result.output
+
+
+def bomb(levels: int = 8) -> str:
+    lines = ["x-a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(levels):
+        parent, name = chr(97 + i), chr(98 + i)
+        lines.append(f"x-{name}: &{name} [" + ", ".join([f"*{parent}"] * 10) + "]")
+    return "\n".join(lines) + f"\nservices:\n  app:\n    image: alpine:3.20\n    labels:\n      x: *{chr(97 + levels)}\n"
+
+
+def test_an_alias_bomb_is_refused_with_its_line(tmp_path):
+    text = bomb()
+    assert len(text) < 1024
+    with pytest.raises(ComposeError, match="excessive aliasing") as caught:
+        verify([compose(tmp_path, text)], project_dir=tmp_path)
+    assert caught.value.line is not None
+
+
+def test_ordinary_anchors_and_merges_still_work(tmp_path):
+    text = ("x-common: &common\n  restart: unless-stopped\n  read_only: true\n"
+            "services:\n  a:\n    <<: *common\n    image: alpine:3.20\n  b:\n    <<: *common\n    image: alpine:3.20\n")
+    result = verify([compose(tmp_path, text)], project_dir=tmp_path, fail_on=None)
+    assert all(s.read_only for s in result.topology.services.values())
