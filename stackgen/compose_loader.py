@@ -334,8 +334,9 @@ def _check_top(doc: Any, display: str) -> None:
         if key not in TOP_KEYS and not key.startswith("x-"):
             raise ComposeError.at(pos_of(doc, key), f"not a compose file: unknown top-level key {key!r}")
     services = doc.get("services")
-    if services is not None and not isinstance(services, PMap):
-        raise ComposeError.at(pos_of(doc, "services"), "`services` must be a mapping of service names to services")
+    if "services" in doc and not isinstance(services, PMap):
+        raise ComposeError.at(pos_of(doc, "services"), "`services` must be a mapping of service names to services"
+                              + (" (it is empty)" if services is None else ""))
     for section in ("networks", "volumes", "secrets", "configs"):
         value = doc.get(section)
         if value is not None and not isinstance(value, PMap):
@@ -369,10 +370,66 @@ def _canonicalise_file(doc: PMap, base: Path, lookup: Callable[[str], str | None
                     defs[name]["file"] = _abs_path(defs[name]["file"], base)
 
 
+_S, _N, _B, _L, _M, _NONE = str, (int, float), (bool, str), list, dict, type(None)
+# What Compose's schema allows for the keys the loader and the rules read (scalars that Compose casts
+# from strings accept strings). A wrong type is the user's error, with its line, never our traceback.
+SERVICE_TYPES: dict[str, tuple[type, ...]] = {
+    **{k: (_S,) for k in ("image", "container_name", "hostname", "domainname", "platform", "restart", "network_mode",
+                          "ipc", "userns_mode", "cgroup_parent", "stop_signal", "stop_grace_period", "working_dir",
+                          "mac_address", "runtime", "isolation", "pull_policy", "uts", "cgroup")},
+    "pid": (_S, _NONE),
+    "user": (_S, int),
+    **{k: _B for k in ("read_only", "privileged", "init", "tty", "stdin_open", "oom_kill_disable")},
+    **{k: (_L,) for k in ("cap_add", "cap_drop", "security_opt", "group_add", "dns_opt", "external_links", "links",
+                          "profiles", "expose", "ports", "volumes", "volumes_from", "devices", "secrets", "configs")},
+    **{k: (_S, _L, _NONE) for k in ("command", "entrypoint")},
+    **{k: (_M,) for k in ("logging", "healthcheck", "ulimits", "blkio_config")},
+    "deploy": (_M, _NONE),
+    **{k: (_L, _M) for k in ("extra_hosts", "depends_on", "networks", "environment", "labels", "sysctls", "annotations")},
+    **{k: (_S, _M) for k in ("build", "extends")},
+    **{k: (_S, int) for k in ("mem_limit", "memswap_limit", "mem_reservation", "shm_size", "pids_limit", "cpu_shares")},
+    "cpus": (_S, int, float),
+    **{k: (_S, _L) for k in ("tmpfs", "dns", "dns_search", "env_file", "label_file")},
+}
+# Entries of these lists are strings (group_add: names or gids).
+STRING_LISTS = {"cap_add": (_S,), "cap_drop": (_S,), "security_opt": (_S,), "group_add": (_S, int), "profiles": (_S,),
+                "dns_opt": (_S,), "links": (_S,), "external_links": (_S,), "volumes_from": (_S,)}
+NESTED_TYPES = {("logging", "driver"): (_S,), ("logging", "options"): (_M, _NONE), ("healthcheck", "test"): (_S, _L),
+                ("healthcheck", "disable"): _B, ("build", "context"): (_S,), ("build", "dockerfile"): (_S,),
+                ("extends", "service"): (_S,), ("extends", "file"): (_S,)}
+
+
+def _kind_names(kinds: tuple[type, ...]) -> str:
+    names = {str: "a string", list: "a list", dict: "a mapping", int: "a number", float: "a number",
+             bool: "a boolean", type(None): "empty"}
+    return " or ".join(dict.fromkeys(names[k] for k in kinds))
+
+
+def _check_service_types(name: str, svc: PMap) -> None:
+    """Compose's one-line type errors, with file:line, before anything reads the values."""
+    for key, value in svc.items():
+        kinds = SERVICE_TYPES.get(key)
+        if kinds is None:
+            continue
+        ok = bool in kinds if isinstance(value, bool) else isinstance(value, kinds)  # bool is an int in Python
+        if not ok:
+            raise ComposeError.at(pos_of(svc, key), f"services.{name}.{key} must be {_kind_names(kinds)}, not {value!r}")
+        if key in STRING_LISTS and isinstance(value, list):
+            for idx, item in enumerate(value):
+                if not isinstance(item, STRING_LISTS[key]) or isinstance(item, bool):
+                    where = value.ipos[idx] if isinstance(value, PList) and idx < len(value.ipos) else pos_of(svc, key)
+                    raise ComposeError.at(where, f"services.{name}.{key}[{idx}] must be {_kind_names(STRING_LISTS[key])}, not {item!r}")
+        if isinstance(value, dict):
+            for (outer, inner), inner_kinds in NESTED_TYPES.items():
+                if outer == key and inner in value and not isinstance(value[inner], inner_kinds):
+                    raise ComposeError.at(pos_of(value, inner), f"services.{name}.{key}.{inner} must be {_kind_names(inner_kinds)}, not {value[inner]!r}")
+
+
 def _canonical_service(name: str, svc: PMap, base: Path, lookup: Callable[[str], str | None]) -> PMap:
     for key in svc:
         if key not in SERVICE_KEYS and not key.startswith("x-"):
             raise ComposeError.at(pos_of(svc, key), f"services.{name}: unknown key {key!r}")
+    _check_service_types(name, svc)
     for key in list(svc):
         value = svc[key]
         where = pos_of(svc, key)
@@ -627,6 +684,8 @@ def _volumes(value: Any, where: Pos | None, name: str, base: Path) -> PList:
 def _short_volume(spec: str, where: Pos | None, name: str, base: Path) -> PMap:
     parts = _split_volume(spec)
     vol = PMap(pos=where)
+    if not spec.strip() or not parts:
+        raise ComposeError.at(where, f"services.{name}.volumes: empty entry")
     if len(parts) == 1:
         vol["type"] = "volume"
         vol["target"] = parts[0]
