@@ -8,6 +8,7 @@ closes the internal network's host-gateway hole (see firewall.py).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ class ServiceState:
     health: str | None = None  # starting | healthy | unhealthy | None (no healthcheck)
     detail: str = ""
     exit_code: int | None = None
+    started_at: float | None = None  # epoch seconds of the container's last start
 
     @property
     def ready(self) -> bool:
@@ -83,7 +85,7 @@ def states(engine, project: str, document: dict[str, Any]) -> dict[str, ServiceS
         if name not in found:
             continue
         attrs = container.attrs.get("State", {})
-        state = ServiceState(name, attrs.get("Status", "absent"))
+        state = ServiceState(name, attrs.get("Status", "absent"), started_at=_epoch(attrs.get("StartedAt")))
         health = attrs.get("Health")
         if health:
             state.health = health.get("Status")
@@ -102,6 +104,31 @@ def states(engine, project: str, document: dict[str, Any]) -> dict[str, ServiceS
         elif state.state == "running" and state.health == "starting":
             state.detail = state.detail or "health check starting"
     return found
+
+
+def _epoch(stamp: str | None) -> float | None:
+    """Docker's RFC 3339 time with nanoseconds -> epoch seconds (None for the zero time or junk)."""
+    import datetime
+
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", stamp)
+    if not match:
+        return None
+    fraction = (match.group(2) or ".0")[:7]
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.datetime.fromisoformat(match.group(1) + fraction + zone).timestamp()
+
+
+def blamed_service(stderr: str, project: str, current: dict[str, ServiceState]) -> str | None:
+    """The service compose's error names (`container PROJECT-SERVICE-1 is unhealthy`), else the first
+    one not ready. By the time compose gives up, a restarted container may look healthy-pending again,
+    so compose's own words are the better witness."""
+    for match in re.finditer(rf"container {re.escape(project)}[-_](.+?)[-_]\d+\b", stderr):
+        if match.group(1) in current:
+            return match.group(1)
+    waiting = [s for s in current.values() if not s.ready]
+    return waiting[0].name if waiting else None
 
 
 def logs(engine, project: str, service: str, lines: int = 30) -> str:
@@ -128,6 +155,7 @@ def up(
     document = compose_document(directory)
     engine = engines.client()
     start = time.monotonic()
+    wall_start = time.time()
     command = engines.compose_command() + ["-f", str(directory / "compose.yaml"), "up", "-d"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     firewall_state = "pending"
@@ -140,9 +168,9 @@ def up(
                 on_progress(current)
             if firewall_state == "pending" and any(s.state != "absent" for s in current.values()):
                 firewall_state = "applied" if firewall.apply(rule) else "unavailable"
-            # Judged only once compose has acted: before that, a container the user stopped (or one
-            # being recreated) still shows its old state, which compose is about to change.
-            failed = [s for s in current.values() if s.failed] if code is not None else []
+            # While compose still acts, only containers started since `up` began are judged: one the user
+            # stopped earlier (or one about to be recreated) still shows an old state compose will change.
+            failed = [s for s in current.values() if s.failed and (code is not None or (s.started_at or 0) >= wall_start - 1)]
             if failed:
                 bad = failed[0]
                 why = {
@@ -153,8 +181,7 @@ def up(
                 raise StackFailed(f"{bad.name} {why}", bad.name, logs(engine, stack.project, bad.name))
             if code not in (None, 0):
                 stderr = process.stderr.read() if process.stderr else ""
-                waiting = [s for s in current.values() if not s.ready]
-                name = waiting[0].name if waiting else None
+                name = blamed_service(stderr, stack.project, current)
                 raise StackFailed(f"docker compose up failed: {stderr.strip()[-1500:]}", name, logs(engine, stack.project, name) if name else "")
             if code == 0 and all(s.ready for s in current.values()):
                 if firewall_state == "pending":

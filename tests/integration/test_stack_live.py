@@ -146,6 +146,13 @@ def test_node_red_deploys_flows_and_keeps_telemetry_off(stack: LiveStack):
     assert json.loads(stack.https("/settings", headers=auth).body).get("telemetryEnabled") is False
 
 
+def test_up_starts_a_service_the_user_stopped(stack: LiveStack):
+    """A stopped (exited) edge is not a failure for `up`: compose starts it again."""
+    stack.container("edge").stop(timeout=10)
+    stack.up()
+    assert stack.container("edge").attrs["State"]["Health"]["Status"] == "healthy"
+
+
 def test_a_generate_change_reaches_the_running_stack(stack: LiveStack):
     """stack.yaml edited -> `generate` -> `up` recreates exactly the services whose rendered inputs changed:
     settings.js (editor moved to /admin) reaches Node-RED; the edge's config (a new name) reaches the edge,

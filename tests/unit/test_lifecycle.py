@@ -112,3 +112,19 @@ def test_missing_engine_is_a_clear_error(monkeypatch):
 def test_compose_binary_is_found():
     command = engines.compose_command()
     assert command[0].endswith(("docker-compose", "docker"))
+
+
+def test_compose_naming_the_failed_dependency_is_believed():
+    from stackgen.lifecycle import ServiceState, blamed_service
+
+    current = {"node-red": ServiceState("node-red", "running", "starting"), "edge": ServiceState("edge", "running", "starting")}
+    stderr = "dependency failed to start: container proj-x-edge-1 is unhealthy\n"
+    assert blamed_service(stderr, "proj-x", current) == "edge", "not the first service that is not ready"
+    assert blamed_service("something else", "proj-x", current) == "node-red"
+
+
+def test_docker_times_parse_with_nanoseconds_and_zero_is_none():
+    from stackgen.lifecycle import _epoch
+
+    assert _epoch("2026-12-01T03:41:55.123456789Z") == pytest.approx(_epoch("2026-12-01T03:41:55Z") + 0.123456)
+    assert _epoch("0001-01-01T00:00:00Z") is None and _epoch("junk") is None
