@@ -49,10 +49,12 @@ ROOT_EQUIVALENT_TREES = (
     "/sys",
     "/dev",
 )
-ROOT_EQUIVALENT_EXACT = {"/usr", "/usr/lib", "/usr/local", "/lib", "/lib64", "/var", "/var/lib", "/home"}
+ROOT_EQUIVALENT_EXACT = {"/", "/usr", "/usr/lib", "/usr/local", "/lib", "/lib64", "/var", "/var/lib", "/home"}
 
-# Even read-only, these disclose or expose the host.
-SENSITIVE_TREES = ROOT_EQUIVALENT_TREES + ("/var/log", "/var/lib", "/usr", "/lib", "/lib64", "/var", "/mnt/wsl")
+# Even read-only, these disclose or expose the host. Precise on purpose: /var/lib/postgres or
+# /srv/app/data are where applications keep their data (ROOT_EQUIVALENT_EXACT still names /var,
+# /var/lib, /usr, /lib and /home themselves).
+SENSITIVE_TREES = ROOT_EQUIVALENT_TREES + ("/var/log", "/var/run", "/run", "/mnt/wsl")
 SECRET_DIRS = {".ssh", ".aws", ".docker", ".kube", ".gnupg", ".password-store", ".azure", ".gcloud", ".netrc"}
 
 # Harmless when read-only: time zone, CA bundles, the null devices.
