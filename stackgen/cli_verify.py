@@ -35,6 +35,7 @@ def execute_verify(
     ignore: Sequence[str] = (),
     output: Path | None = None,
     project_directory: Path | None = None,
+    each: bool = False,
 ) -> int:
     """Run `stackgen verify` and print the report; returns the exit code (0, 1 or 2)."""
     from stackgen import __version__
@@ -43,6 +44,19 @@ def execute_verify(
 
     if output_format not in FORMATS:
         return _err(f"error: --format must be one of {', '.join(FORMATS)}")
+    if each:
+        from stackgen import verify_each
+
+        if not files:
+            return _err("error: --each needs at least one file or directory")
+        missing = [str(f) for f in files if not f.exists()]
+        if missing:
+            return _err(f"error: {missing[0]}: no such file or directory")
+        outcome = verify_each.verify_each(list(files), env_files=env_files, profiles=profiles, ignore=ignore, fail_on=fail_on)
+        if not outcome.reports:
+            return _err("error: --each: no compose files found (compose.yaml, docker-compose.yml, NAME.compose.yaml, ...)")
+        text = verify_each.render(outcome, output_format, __version__, color=output is None and sys.stdout.isatty())
+        return _write(text, output) or outcome.exit_code
     try:
         result = verify(
             files=list(files),
@@ -69,6 +83,11 @@ def execute_verify(
 
         color = output is None and sys.stdout.isatty()
         text = render_text(result.findings, result.summary, color=color)
+    return _write(text, output) or result.exit_code
+
+
+def _write(text: str, output: Path | None) -> int:
+    """The report to -o FILE or stdout; 2 when it cannot be written, else 0."""
     if output is not None:
         try:
             output.write_text(text, encoding="utf-8")
@@ -77,7 +96,7 @@ def execute_verify(
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    return result.exit_code
+    return 0
 
 
 def execute_rules(rule_id: str | None = None, output_format: str = "text") -> int:
@@ -183,6 +202,9 @@ def register(app: object) -> None:
                 "--project-directory", help="Base for relative paths and .env (default: the first file's directory)."
             ),
         ] = None,
+        each: Annotated[
+            bool, typer.Option("--each", help="Judge each stack found in the FILES/directories on its own, one report per stack.")
+        ] = False,
         live: Annotated[
             bool, typer.Option("--live", help="Check the RUNNING stack (a stack directory, or --project): rules, drift, probes.")
         ] = False,
@@ -223,6 +245,7 @@ def register(app: object) -> None:
             ignore=ignore or [],
             output=output,
             project_directory=project_directory,
+            each=each,
         )
         raise typer.Exit(code)
 
@@ -259,6 +282,7 @@ def _parser() -> object:
     v.add_argument("--ignore", action="append", default=[])
     v.add_argument("-o", "--output", type=Path)
     v.add_argument("--project-directory", type=Path)
+    v.add_argument("--each", action="store_true")
     r = sub.add_parser("rules", add_help=False)
     r.add_argument("rule_id", nargs="?")
     r.add_argument("--format", dest="output_format", default="text")
@@ -293,6 +317,7 @@ def fast_path(argv: Sequence[str]) -> int | None:
         ignore=ns.ignore,
         output=ns.output,
         project_directory=ns.project_directory,
+        each=ns.each,
     )
 
 
