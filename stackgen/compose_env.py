@@ -9,6 +9,8 @@ nesting inside defaults, and `$$` as a literal `$`.
 
 from __future__ import annotations
 
+import contextvars
+
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -111,12 +113,32 @@ def _braced(inner: str, whole: str, lookup: Callable[[str], str | None]) -> str:
     return value or ""
 
 
+# What a file needs from elsewhere (a required variable, an undefined network or volume): collected
+# while loading, so the file is still judged and the gap is reported as a finding (SG043), not a refusal.
+MISSING_CONTEXT: contextvars.ContextVar[list | None] = contextvars.ContextVar("stackgen_missing_context", default=None)
+# What a missing required variable is judged as: "0" reads as a number (ports) and as text.
+UNSET_PLACEHOLDER = "0"
+
+
+def note_missing_context(message: str, where: Pos | None) -> bool:
+    """Record a gap when loading leniently; False when strict (the caller then raises)."""
+    notes = MISSING_CONTEXT.get()
+    if notes is None:
+        return False
+    notes.append((message, where))
+    return True
+
+
 def interpolate(value: object, lookup: Callable[[str], str | None], where: Pos | None = None) -> object:
     """Interpolate every string value (not keys) in a PMap/PList tree, in place."""
     if isinstance(value, str):
         try:
             return substitute(value, lookup)
         except InterpolationError as exc:
+            if str(exc).startswith("required variable") and note_missing_context(
+                f"{exc}: judged as {UNSET_PLACEHOLDER!r} (set it in .env or the environment)", where
+            ):
+                return substitute(value, lambda name: lookup(name) or UNSET_PLACEHOLDER)
             raise ComposeError.at(where, str(exc)) from None
     if isinstance(value, PMap):
         for key, item in value.items():

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stackgen.compose_env import chain, interpolate, parse_dotenv, read_dotenv
+from stackgen.compose_env import MISSING_CONTEXT, chain, interpolate, note_missing_context, parse_dotenv, read_dotenv
 from stackgen.compose_yaml import ComposeError, PList, PMap, Pos, parse_yaml, pos_of
 from stackgen.topology import (
     Device,
@@ -122,8 +122,15 @@ def load_compose(
     `env_files` replaces the project's `.env` as `docker compose --env-file` does.
     Raises `ComposeError` (with file:line:col when known) on anything Compose would refuse.
     """
-    model, names = load_model(files, env_files, profiles, environ, project_dir)
-    return build_topology(model, names)
+    notes: list = []
+    token = MISSING_CONTEXT.set(notes)
+    try:
+        model, names = load_model(files, env_files, profiles, environ, project_dir)
+    finally:
+        MISSING_CONTEXT.reset(token)
+    topo = build_topology(model, names)
+    topo.missing_context = list(notes)
+    return topo
 
 
 def load_model(
@@ -950,14 +957,18 @@ def _finalise(model: PMap, project_dir: Path, env_name: str | None) -> None:
                 if net == "default":
                     networks["default"] = PMap(pos=None)
                 else:
-                    raise ComposeError.at(
-                        pos_of(svc["networks"], net), f"service {sname!r} refers to undefined network {net!r}"
-                    )
+                    where = pos_of(svc["networks"], net)
+                    message = f"service {sname!r} refers to undefined network {net!r}"
+                    if not note_missing_context(f"{message}: judged as an external network (defined elsewhere)", where):
+                        raise ComposeError.at(where, message)
+                    networks[net] = PMap({"external": True, "name": net}, pos=where)
         for idx, vol in enumerate(svc.get("volumes") or []):
             if vol.get("type") == "volume" and vol.get("source") and vol["source"] not in volumes:
-                raise ComposeError.at(
-                    pos_of(svc["volumes"], idx), f"service {sname!r} refers to undefined volume {vol['source']!r}"
-                )
+                where = pos_of(svc["volumes"], idx)
+                message = f"service {sname!r} refers to undefined volume {vol['source']!r}"
+                if not note_missing_context(f"{message}: judged as an external volume (defined elsewhere)", where):
+                    raise ComposeError.at(where, message)
+                volumes[vol["source"]] = PMap({"external": True, "name": vol["source"]}, pos=where)
         _inline_env_files(svc)
     # Like Compose, keep only the networks and volumes some (active) service uses.
     used_nets = {n for svc in services.values() for n in (svc.get("networks") or {})}

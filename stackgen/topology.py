@@ -270,6 +270,9 @@ class Topology:
     project: str | None = None
     files: tuple[str, ...] = ()
     suppressions: list[Suppression] = field(default_factory=list)  # file-level
+    # What the file needs from elsewhere (a required variable, an external network it does not
+    # declare): (message, where). Judged anyway; reported by SG043.
+    missing_context: list[tuple[str, Source | None]] = field(default_factory=list)
     origin: str = "compose"  # "compose" | "engine"
     # For a running stack: what the compose file declares, so drift rules (SG2xx) can compare.
     declared: Topology | None = None

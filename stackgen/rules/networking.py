@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from stackgen.report import Severity
+from stackgen.report import Finding, Severity
 from stackgen.rules import Rule
 from stackgen.topology import Port, Role, Service, Source, Topology
 
@@ -208,4 +208,40 @@ def _default_network(topo: Topology) -> Iterator:
         yield DEFAULT_NETWORK.finding(svc, f"sits on the implicit default network with {others}", svc.at("networks"))
 
 
-RULES = (ALL_INTERFACES, PRIVILEGED_PORT, DUPLICATE_PORT, PORTS_UNDER_HOST, DEFAULT_NETWORK)
+MISSING_CONTEXT = Rule(
+    id="SG043",
+    name="missing-context",
+    severity=Severity.LOW,
+    title="Judged without context defined elsewhere",
+    why="""App-store and template files often use a network, a volume or a required variable that another
+    file or the installer defines. Compose refuses such a file alone; stackgen judges it anyway, so a
+    real flaw (Node-RED as root, 1880 published) is not hidden behind the missing context, and says
+    what it assumed: an undefined network or volume is taken as external, a missing required variable
+    as "0".""",
+    bad="""
+        services:
+          node-red:
+            image: nodered/node-red:5.0.7
+            ports: ["${PORT:?set PORT}:1880"]
+            networks: [proxy]
+    """,
+    good="""
+        services:
+          node-red:
+            image: nodered/node-red:5.0.7
+            networks: [internal]
+        networks:
+          internal:
+            internal: true
+    """,
+    fix="Verify the stack with its context (`--env-file`, every `-f` file), or declare what the file uses.",
+)
+
+
+@MISSING_CONTEXT.checks
+def _missing_context(topo: Topology) -> Iterator[Finding]:
+    for message, where in topo.missing_context:
+        yield MISSING_CONTEXT.finding(None, message, where)
+
+
+RULES = (ALL_INTERFACES, PRIVILEGED_PORT, DUPLICATE_PORT, PORTS_UNDER_HOST, DEFAULT_NETWORK, MISSING_CONTEXT)

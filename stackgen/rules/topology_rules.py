@@ -521,6 +521,47 @@ def _edge_upstream(topo: Topology) -> Iterator[Finding]:
                 )
 
 
+NODE_RED_EXTERNAL_NETWORK = Rule(
+    id="SG111",
+    name="node-red-external-network",
+    severity=Severity.HIGH,
+    title="Node-RED on a network shared with other stacks",
+    why="""A network declared `external` (or used without being declared here) belongs to no single
+    stack: every container of every other stack attached to it reaches Node-RED's port 1880 directly,
+    without the edge's TLS, headers or login throttle, and nothing in this file shows who they are.""",
+    bad="""
+        services:
+          node-red:
+            image: nodered/node-red:5.0.7
+            networks: [proxy]
+        networks:
+          proxy:
+            external: true
+    """,
+    good="""
+        services:
+          node-red:
+            image: nodered/node-red:5.0.7
+            networks: [internal]
+        networks:
+          internal:
+            internal: true
+    """,
+    fix="Attach Node-RED only to an internal network of this stack; put the edge (alone) on the shared network.",
+)
+
+
+@NODE_RED_EXTERNAL_NETWORK.per_service
+def _node_red_external(svc: Service, topo: Topology) -> Iterator[tuple[str, Source | None]]:
+    if svc.role is not Role.NODE_RED:
+        return
+    for net in svc.networks:
+        network = topo.networks.get(net)
+        if network is not None and network.external:
+            yield (f"Node-RED is on external network {network.name!r}: containers of other stacks on it reach "
+                   f"port 1880 without the edge"), svc.at("networks")
+
+
 RULES = (
     ONLY_EDGE_PUBLISHES,
     NODE_RED_PUBLISHED,
@@ -532,4 +573,5 @@ RULES = (
     CERTBOT_NEAR_NODE_RED,
     BRIDGE,
     EDGE_UNREACHABLE_UPSTREAM,
+    NODE_RED_EXTERNAL_NETWORK,
 )

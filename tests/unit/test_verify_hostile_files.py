@@ -95,3 +95,14 @@ def test_ordinary_anchors_and_merges_still_work(tmp_path):
             "services:\n  a:\n    <<: *common\n    image: alpine:3.20\n  b:\n    <<: *common\n    image: alpine:3.20\n")
     result = verify([compose(tmp_path, text)], project_dir=tmp_path, fail_on=None)
     assert all(s.read_only for s in result.topology.services.values())
+
+
+def test_a_template_missing_its_context_is_judged_and_its_flaws_reported(tmp_path):
+    """An app-store file: a required port variable and an external network defined by the installer.
+    Compose refuses it alone; stackgen reports the real flaws and says what it assumed."""
+    text = ("services:\n  node-red:\n    image: nodered/node-red:5.0.7\n    user: root\n"
+            "    ports: [\"${PORT:?set PORT}:1880\"]\n    networks: [proxy]\n")
+    result = verify([compose(tmp_path, text)], project_dir=tmp_path)
+    rules = {f.rule for f in result.findings if not f.suppressed}
+    assert {"SG043", "SG102", "SG111"} <= rules
+    assert result.exit_code == 1, "the exit code follows the findings, not the missing context"

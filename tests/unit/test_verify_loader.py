@@ -109,12 +109,28 @@ def test_service_env_file_is_folded_into_environment_with_positions(tmp_path: Pa
     assert app.env_src["DB_PASSWORD"].file == "app.env" and app.env_src["DB_PASSWORD"].line == 3
 
 
-def test_required_variable_error_names_the_line(tmp_path: Path) -> None:
+def test_a_missing_required_variable_is_judged_and_named_with_its_line(tmp_path: Path) -> None:
+    """Compose refuses the file alone; stackgen judges it with the gap reported (SG043), at the same place."""
     path = write(tmp_path, "compose.yaml", "services:\n  app:\n    image: x\n    user: ${UID:?set UID}\n")
-    with pytest.raises(ComposeError) as err:
-        load_compose([path], environ={})
-    assert (err.value.file, err.value.line, err.value.col) == ("compose.yaml", 4, 5)
-    assert "required variable UID is missing a value: set UID" in str(err.value)
+    topo = load_compose([path], environ={})
+    ((message, where),) = topo.missing_context
+    assert (where.file, where.line, where.col) == ("compose.yaml", 4, 5)
+    assert "required variable UID is missing a value: set UID" in message
+    assert topo.services["app"].user == "0"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("services:\n  a:\n    image: x\n    networks: [nope]\n", (4, 16), "undefined network 'nope': judged as an external network"),
+        ("services:\n  a:\n    image: x\n    volumes: ['data:/d']\n", (4, 15), "undefined volume 'data': judged as an external volume"),
+    ],
+)
+def test_undefined_networks_and_volumes_are_judged_as_external(tmp_path: Path, text, where, message) -> None:
+    topo = load_compose([write(tmp_path, "compose.yaml", text)], environ={})
+    ((said, at),) = topo.missing_context
+    assert message in said and (at.line, at.col) == where
+    assert any(n.external for n in topo.networks.values()) or any(v.external for v in topo.volumes.values())
 
 
 def test_malformed_interpolation_is_an_error(tmp_path: Path) -> None:
@@ -250,8 +266,6 @@ volumes: {certs: {}}
         ("services:\n  a:\n    image: x\n    image: y\n", (4, 5), "duplicate key 'image'"),
         ("services:\n  a: just-a-string\n", (2, 3), "must be a mapping"),
         ("services:\n  a:\n    image: x\n    ports: 80\n", (4, 5), "ports must be a list"),
-        ("services:\n  a:\n    image: x\n    networks: [nope]\n", (4, 16), "undefined network 'nope'"),
-        ("services:\n  a:\n    image: x\n    volumes: ['data:/d']\n", (4, 15), "undefined volume 'data'"),
         (
             "services:\n  a:\n    image: x\n    x-stackgen:\n      ignore: [{rule: SG001}]\n",
             (5, 16),
