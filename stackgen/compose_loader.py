@@ -36,6 +36,7 @@ from stackgen.topology import (
     Tmpfs,
     Topology,
     Volume,
+    assign_topology_roles,
     infer_role,
     normalise_cap,
 )
@@ -1144,6 +1145,7 @@ def build_topology(model: Mapping[str, Any], files: Iterable[str] = ()) -> Topol
     top_ext = model.get("x-stackgen")
     if isinstance(top_ext, Mapping):
         topo.suppressions = _suppressions(top_ext, "file", None, _src(model, "x-stackgen"))
+    assign_topology_roles(topo)
     return topo
 
 
@@ -1254,8 +1256,26 @@ def _service(name: str, spec: Mapping[str, Any], where: Source | None) -> Servic
     if isinstance(ext, Mapping):
         declared_role = ext.get("role")
         svc.suppressions = _suppressions(ext, "service", name, _src(spec, "x-stackgen"))
-    svc.role, svc.role_from = infer_role(svc.image, svc.labels, declared_role, svc.mounts)
+    build = spec.get("build")
+    build_hint = " ".join(str(build.get(k) or "") for k in ("context", "dockerfile")) if isinstance(build, Mapping) else None
+    command = " ".join(str(part) for key in ("entrypoint", "command") for part in _as_list(spec.get(key)))
+    targets = [p.target for p in svc.ports if p.target] + [_int_or_none(e) for e in _as_list(spec.get("expose"))]
+    svc.role, svc.role_from = infer_role(svc.image, svc.labels, declared_role, svc.mounts, name=name, build=build_hint,
+                                         command=command or None, ports=[t for t in targets if t])
     return svc
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(str(value).split("/", 1)[0].split("-", 1)[0])
+    except ValueError:
+        return None
 
 
 def _suppressions(ext: Mapping[str, Any], scope: str, service: str | None, where: Source | None) -> list[Suppression]:

@@ -340,13 +340,27 @@ _CERTBOT_IMAGES = {"certbot", "acme.sh", "lego"}
 CERT_DIRS = ("/etc/letsencrypt", "/etc/acme", "/acme.sh", "/etc/lego", "/.lego")
 
 
+_NODE_RED_WORDS = ("node-red", "nodered", "node_red")
+_EDGE_NAMES = {"edge", "proxy", "reverse-proxy", "reverse_proxy", "reverseproxy", "rproxy", "caddy", "nginx",
+               "traefik", "haproxy", "gateway", "ingress"}
+NODE_RED_PORT = 1880
+
+
 def infer_role(
     image: str | None,
     labels: Mapping[str, str],
     declared: object = None,
     mounts: Iterable[Mount] = (),
+    *,
+    name: str | None = None,
+    build: str | None = None,
+    command: str | None = None,
+    ports: Iterable[int] = (),
 ) -> tuple[Role, str]:
-    """A service's role and what told us: x-stackgen, then labels, then image, then mounts."""
+    """A service's role and what told us, strongest evidence first: x-stackgen, labels, the image, then
+    what a locally built or renamed service still shows (its build context, command, Node-RED's port
+    1880, its name), then a writable certificate directory. The stack's shape adds one more (an only
+    publisher bridging into internal networks is the edge: `assign_topology_roles`)."""
     role = parse_role(declared)
     if role:
         return role, "x-stackgen"
@@ -363,10 +377,36 @@ def infer_role(
             return Role.CERTBOT, "image"
         if last in _EDGE_IMAGES:
             return Role.EDGE, "image"
+    built = (build or "").lower()
+    if any(w in built for w in _NODE_RED_WORDS):
+        return Role.NODE_RED, "build"
+    if command and ("red.js" in command or any(w in command.lower() for w in _NODE_RED_WORDS)):
+        return Role.NODE_RED, "command"
+    if NODE_RED_PORT in set(ports):
+        return Role.NODE_RED, "port 1880"
+    lowered = (name or "").lower()
+    if any(w in lowered for w in _NODE_RED_WORDS):
+        return Role.NODE_RED, "name"
     for m in mounts:
         if not m.read_only and m.target.rstrip("/") in CERT_DIRS:
             return Role.CERTBOT, "mounts"
+    if lowered in _EDGE_NAMES or any(w in built for w in ("nginx", "caddy", "traefik", "haproxy")):
+        return Role.EDGE, "name" if lowered in _EDGE_NAMES else "build"
     return Role.OTHER, "none"
+
+
+def assign_topology_roles(topo: Topology) -> None:
+    """A stack's only publisher that also sits on an internal network is its edge, whatever its image:
+    that is exactly the edge's place in the security model (and judging it as an edge keeps a
+    generic, well-built web stack from failing as "publishes but is not the edge")."""
+    publishers = [s for s in topo.services.values() if s.ports and s.network_mode != "host"]
+    if len(publishers) != 1 or any(s.role is Role.EDGE for s in topo.services.values()):
+        return
+    only = publishers[0]
+    if only.role is Role.OTHER and any(topo.is_internal(n) for n in only.networks) and any(
+        not topo.is_internal(n) for n in only.networks
+    ):
+        only.role, only.role_from = Role.EDGE, "topology"
 
 
 def normalise_cap(cap: object) -> str:
