@@ -17,7 +17,7 @@ from pathlib import Path
 
 __all__ = ["register", "execute_verify", "execute_rules", "fast_path", "entry", "main"]
 
-FORMATS = ("text", "json", "sarif")
+FORMATS = ("text", "json", "sarif", "mermaid")
 RULE_FORMATS = ("text", "json", "markdown")
 
 
@@ -78,6 +78,10 @@ def execute_verify(
         from stackgen.rules import ALL_RULES
 
         text = render_sarif(result.findings, ALL_RULES, __version__)
+    elif output_format == "mermaid":
+        from stackgen.report_mermaid import render_mermaid
+
+        text = render_mermaid(result.topology, result.findings)
     else:
         from stackgen.report import render_text
 
@@ -153,6 +157,7 @@ def register(app: object) -> None:
         text = "text"
         json = "json"
         sarif = "sarif"
+        mermaid = "mermaid"
 
     class FailOn(str, Enum):
         low = "low"
@@ -185,7 +190,7 @@ def register(app: object) -> None:
             list[str] | None, typer.Option("--profile", help="Enable a compose profile; repeatable.")
         ] = None,
         output_format: Annotated[
-            OutputFormat, typer.Option("--format", help="text (people), json (scripts), sarif (code scanning).")
+            OutputFormat, typer.Option("--format", help="text (people), json (scripts), sarif (code scanning), mermaid (the topology as a diagram).")
         ] = OutputFormat.text,
         fail_on: Annotated[
             FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at or above this severity (none: never).")
