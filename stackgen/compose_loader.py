@@ -188,6 +188,9 @@ def _display(path: Path) -> str:
 # --- loading files -------------------------------------------------------------
 
 
+MAX_INCLUDE_DEPTH = 32
+
+
 class _Loader:
     """Carries the variable lookup and the list of files read, across files and `extends`."""
 
@@ -196,6 +199,7 @@ class _Loader:
         self.environ = environ
         self.displayed: list[str] = []
         self._cache: dict[Path, PMap] = {}
+        self.including: tuple[Path, ...] = ()  # the chain of files whose `include` led here
 
     def read(self, path: Path, base: Path) -> PMap:
         """One file: parse, check it is compose, interpolate, canonicalise, resolve `extends`."""
@@ -245,6 +249,13 @@ class _Loader:
                 raise ComposeError.at(where, "an `include` entry needs a `path`")
             sub_paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
             sub_files = [(path.parent / str(p)) for p in sub_paths]
+            chain_so_far = self.including + (_real(path),)
+            for sub_file in sub_files:
+                if _real(sub_file) in chain_so_far:
+                    cycle = " -> ".join(_display(p) for p in (*chain_so_far, _real(sub_file)))
+                    raise ComposeError.at(where, f"`include` cycle: {cycle}")
+            if len(chain_so_far) > MAX_INCLUDE_DEPTH:
+                raise ComposeError.at(where, f"`include` nested more than {MAX_INCLUDE_DEPTH} levels deep")
             sub_project = path.parent / str(entry.get("project_directory") or Path(str(sub_paths[0])).parent)
             sub_env: dict[str, str | None] = {}
             env_files = entry.get("env_file")
@@ -263,6 +274,7 @@ class _Loader:
 
             sub = _Loader(sub_lookup, self.environ)
             sub.displayed = self.displayed
+            sub.including = chain_so_far
             sub_model = sub.load_files(sub_files, _real(sub_project))
             for section in ("services", "networks", "volumes", "secrets", "configs"):
                 incoming = sub_model.get(section)

@@ -106,3 +106,24 @@ def test_a_template_missing_its_context_is_judged_and_its_flaws_reported(tmp_pat
     rules = {f.rule for f in result.findings if not f.suppressed}
     assert {"SG043", "SG102", "SG111"} <= rules
     assert result.exit_code == 1, "the exit code follows the findings, not the missing context"
+
+
+@pytest.mark.parametrize("self_include", [True, False])
+def test_include_cycles_are_named(tmp_path, self_include):
+    if self_include:
+        compose(tmp_path, "include:\n  - compose.yaml\n" + SERVICE)
+        expected = "`include` cycle: .*compose.yaml -> .*compose.yaml"
+    else:
+        compose(tmp_path, "include:\n  - b.yaml\n" + SERVICE)
+        (tmp_path / "b.yaml").write_text("include:\n  - compose.yaml\nservices:\n  b:\n    image: alpine:3.20\n")
+        expected = "`include` cycle: .*compose.yaml -> .*b.yaml -> .*compose.yaml"
+    with pytest.raises(ComposeError, match=expected):
+        verify([tmp_path / "compose.yaml"], project_dir=tmp_path)
+
+
+def test_an_included_file_twice_without_a_cycle_is_fine(tmp_path):
+    (tmp_path / "common.yaml").write_text("services:\n  c:\n    image: alpine:3.20\n")
+    (tmp_path / "b.yaml").write_text("include:\n  - common.yaml\nservices:\n  b:\n    image: alpine:3.20\n")
+    compose(tmp_path, "include:\n  - b.yaml\n" + SERVICE)
+    result = verify([tmp_path / "compose.yaml"], project_dir=tmp_path, fail_on=None)
+    assert set(result.topology.services) == {"app", "b", "c"}
