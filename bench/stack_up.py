@@ -62,7 +62,7 @@ def one_run(engine, workdir: Path, directory: Path, stack: Stack, bare: bool) ->
         return time.monotonic() - start
     finally:
         pebble.remove(force=True)
-        engines.compose(directory, "down", "--volumes", check=False)
+        lifecycle.down(directory, volumes=True)  # also removes the host firewall rule `up` inserted
 
 
 def main() -> int:
