@@ -158,6 +158,14 @@ class Context:
         return f'"{editor.path}"' if editor.enabled else "false"
 
     @property
+    def nginx_names_bucket(self) -> int:
+        """NGINX's server_names_hash_bucket_size: a power of two that holds the longest name (and its overhead)."""
+        size = 64
+        while size < max(len(d) for d in self.s.domains) + 32:
+            size *= 2
+        return size
+
+    @property
     def sizing(self) -> dict[str, Any]:
         return PLATFORM_SIZING[self.s.platform]
 
