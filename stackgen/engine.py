@@ -86,3 +86,18 @@ def compose(directory: Path, *args: str, project: str | None = None, check: bool
 def project_containers(engine: "docker.DockerClient", project: str, all_: bool = True) -> list:
     """Containers Compose created for `project` (by its label)."""
     return engine.containers.list(all=all_, filters={"label": f"com.docker.compose.project={project}"})
+
+
+def parse_time(stamp: str | None) -> float | None:
+    """Docker's RFC 3339 time (nanoseconds, `Z` or an offset) -> epoch seconds; None for the zero time or junk."""
+    import datetime
+    import re
+
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", stamp)
+    if not match:
+        return None
+    fraction = (match.group(2) or ".0")[:7]
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.datetime.fromisoformat(match.group(1) + fraction + zone).timestamp()

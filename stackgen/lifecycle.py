@@ -85,7 +85,7 @@ def states(engine, project: str, document: dict[str, Any]) -> dict[str, ServiceS
         if name not in found:
             continue
         attrs = container.attrs.get("State", {})
-        state = ServiceState(name, attrs.get("Status", "absent"), started_at=_epoch(attrs.get("StartedAt")))
+        state = ServiceState(name, attrs.get("Status", "absent"), started_at=engines.parse_time(attrs.get("StartedAt")))
         health = attrs.get("Health")
         if health:
             state.health = health.get("Status")
@@ -104,20 +104,6 @@ def states(engine, project: str, document: dict[str, Any]) -> dict[str, ServiceS
         elif state.state == "running" and state.health == "starting":
             state.detail = state.detail or "health check starting"
     return found
-
-
-def _epoch(stamp: str | None) -> float | None:
-    """Docker's RFC 3339 time with nanoseconds -> epoch seconds (None for the zero time or junk)."""
-    import datetime
-
-    if not stamp or stamp.startswith("0001-"):
-        return None
-    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", stamp)
-    if not match:
-        return None
-    fraction = (match.group(2) or ".0")[:7]
-    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
-    return datetime.datetime.fromisoformat(match.group(1) + fraction + zone).timestamp()
 
 
 def blamed_service(stderr: str, project: str, current: dict[str, ServiceState]) -> str | None:

@@ -35,11 +35,10 @@ from stackgen import probes
 from stackgen.observe import PROBE_LABEL, observe, project_networks
 from stackgen.report import Finding, Severity, summarise
 from stackgen.rules import get_rule
-from stackgen.topology import Role, Service, Topology
+from stackgen.topology import NODE_RED_PORT, Role, Service, Topology
 
 CONNECT_TIMEOUT = 1.5
 CANARY_PORT = 18080
-NODE_RED_PORT = 1880
 
 # One TCP attempt per target, concurrently; prints [{"r": open|refused|blocked}] in order.
 _CONNECT_JS = r"""

@@ -25,6 +25,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString as Q
 from stackgen.contracts import DnsPlugin, edge_contract, load_contract
 from stackgen.files import RenderedFile
 from stackgen.spec import Stack
+from stackgen.topology import NODE_RED_PORT
 
 # Fixed identities. The edge reads the key through the supplementary group CERTS_GID.
 NODE_RED_UID = 1000
@@ -34,7 +35,8 @@ CERTS_GID = 1500
 HTTP_INSIDE = 8080
 HTTPS_INSIDE = 8443
 STANDALONE_PORT = 8402
-NODE_RED_PORT = 1880
+# certbot keeps 1000 rotated logs by default; ours live on a 16 MB tmpfs (run.sh and the supervisor's renew).
+CERTBOT_LOG_BACKUPS = 3
 # How long the engine waits after the stop signal before SIGKILL (compose stop_grace_period).
 EDGE_STOP_GRACE_SECONDS = 15
 # Label carrying the hash of a service's rendered inputs (see stamp_inputs).
@@ -92,7 +94,7 @@ class Context:
             raise LookupError(f"no official certbot DNS plugin for {self.s.tls.dns_provider!r}")
         return plugin
 
-    certbot_log_backups: int = 3  # certbot keeps 1000 rotated logs by default; ours live on a 16 MB tmpfs
+    certbot_log_backups: int = CERTBOT_LOG_BACKUPS
 
     @property
     def local_ca(self) -> bool:

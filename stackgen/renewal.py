@@ -257,10 +257,10 @@ class RenewalOutcome:
 def renew_command(stack, force: bool) -> list[str]:
     if stack.tls.mode == "internal":
         return ["python3", "/etc/stackgen/certbot/local_ca.py"]
-    from stackgen.render import Context
+    from stackgen.render import CERTBOT_LOG_BACKUPS
 
     command = ["certbot", "renew", "--non-interactive", "--no-random-sleep-on-renew", "--cert-name", stack.cert_name,
-               "--max-log-backups", str(Context.certbot_log_backups), "--deploy-hook", DEPLOY_HOOK]
+               "--max-log-backups", str(CERTBOT_LOG_BACKUPS), "--deploy-hook", DEPLOY_HOOK]
     return command + (["--force-renewal"] if force else [])
 
 

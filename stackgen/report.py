@@ -244,7 +244,7 @@ def render_json(findings: Sequence[Finding], summary: Summary, tool_version: str
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
-def _uri(file: str) -> str:
+def file_uri(file: str) -> str:
     from pathlib import Path
 
     path = Path(file)
@@ -288,7 +288,7 @@ def render_sarif(findings: Sequence[Finding], rules: Sequence[Rule], tool_versio
             region: dict[str, int] = {"startLine": f.line or 1}
             if f.col:
                 region["startColumn"] = f.col
-            result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": _uri(f.file)}, "region": region}}]
+            result["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": file_uri(f.file)}, "region": region}}]
         result["partialFingerprints"] = {"stackgen/v1": f"{f.rule}:{f.service or ''}:{f.message}"}
         if f.suppressed:
             result["suppressions"] = [

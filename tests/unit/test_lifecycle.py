@@ -124,7 +124,7 @@ def test_compose_naming_the_failed_dependency_is_believed():
 
 
 def test_docker_times_parse_with_nanoseconds_and_zero_is_none():
-    from stackgen.lifecycle import _epoch
+    from stackgen.engine import parse_time as _epoch
 
     assert _epoch("2026-12-01T03:41:55.123456789Z") == pytest.approx(_epoch("2026-12-01T03:41:55Z") + 0.123456)
     assert _epoch("0001-01-01T00:00:00Z") is None and _epoch("junk") is None
