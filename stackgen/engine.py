@@ -83,9 +83,13 @@ def compose(directory: Path, *args: str, project: str | None = None, check: bool
     return result
 
 
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+
+
 def project_containers(engine: "docker.DockerClient", project: str, all_: bool = True) -> list:
     """Containers Compose created for `project` (by its label)."""
-    return engine.containers.list(all=all_, filters={"label": f"com.docker.compose.project={project}"})
+    return engine.containers.list(all=all_, filters={"label": f"{PROJECT_LABEL}={project}"})
 
 
 def parse_time(stamp: str | None) -> float | None:

@@ -81,7 +81,7 @@ def ensure_current(directory: Path) -> None:
 def states(engine, project: str, document: dict[str, Any]) -> dict[str, ServiceState]:
     found = {name: ServiceState(name) for name in document["services"]}
     for container in engines.project_containers(engine, project):
-        name = container.labels.get("com.docker.compose.service")
+        name = container.labels.get(engines.SERVICE_LABEL)
         if name not in found:
             continue
         attrs = container.attrs.get("State", {})
@@ -117,9 +117,38 @@ def blamed_service(stderr: str, project: str, current: dict[str, ServiceState]) 
     return waiting[0].name if waiting else None
 
 
+def exit_codes_since(engine, project: str, service: str, since: float) -> list[int]:
+    """The exit code of every time the service's container died since `since` (epoch seconds), oldest first.
+
+    Why the engine's events: a container under a restart policy is running again (exit code reset to
+    0, health back to "starting") by the time compose gives up on it, so its current state no longer
+    shows why it failed; the `die` events keep each exit code."""
+    filters = {
+        "type": ["container"],
+        "event": ["die"],
+        "label": [f"{engines.PROJECT_LABEL}={project}", f"{engines.SERVICE_LABEL}={service}"],
+    }
+    codes = []
+    for event in engine.api.events(since=int(since), until=int(time.time()) + 1, filters=filters, decode=True):
+        code = (event.get("Actor") or {}).get("Attributes", {}).get("exitCode")
+        if code is not None and str(code).lstrip("-").isdigit():
+            codes.append(int(code))
+    return codes
+
+
+def why_failed(engine, project: str, service: str, since: float, fallback: str) -> str:
+    """`exited with code N` (and how often it was restarted) when the service died since `up` began, else `fallback`."""
+    codes = exit_codes_since(engine, project, service, since)
+    if not codes:
+        return fallback
+    if len(codes) == 1:
+        return f"exited with code {codes[0]}"
+    return f"keeps restarting (last exit code {codes[-1]}, {len(codes)} exits since up began)"
+
+
 def logs(engine, project: str, service: str, lines: int = 30) -> str:
     for container in engines.project_containers(engine, project):
-        if container.labels.get("com.docker.compose.service") == service:
+        if container.labels.get(engines.SERVICE_LABEL) == service:
             return container.logs(tail=lines).decode("utf-8", "replace")
     return ""
 
@@ -168,7 +197,12 @@ def up(
             if code not in (None, 0):
                 stderr = process.stderr.read() if process.stderr else ""
                 name = blamed_service(stderr, stack.project, current)
-                raise StackFailed(f"docker compose up failed: {stderr.strip()[-1500:]}", name, logs(engine, stack.project, name) if name else "")
+                said = f"docker compose up failed: {stderr.strip()[-1500:]}"
+                if name:
+                    state = current[name]
+                    fallback = f"unhealthy: {state.detail}" if state.health == "unhealthy" and state.detail else "did not start"
+                    said = f"{name} {why_failed(engine, stack.project, name, wall_start - 1, fallback)}\n{said}"
+                raise StackFailed(said, name, logs(engine, stack.project, name) if name else "")
             if code == 0 and all(s.ready for s in current.values()):
                 if firewall_state == "pending":
                     firewall_state = "applied" if firewall.apply(rule) else "unavailable"

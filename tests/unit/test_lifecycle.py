@@ -128,3 +128,41 @@ def test_docker_times_parse_with_nanoseconds_and_zero_is_none():
 
     assert _epoch("2026-12-01T03:41:55.123456789Z") == pytest.approx(_epoch("2026-12-01T03:41:55Z") + 0.123456)
     assert _epoch("0001-01-01T00:00:00Z") is None and _epoch("junk") is None
+
+
+class _EventsEngine:
+    """Answers `api.events` with canned `die` events and records the filters it was asked for."""
+
+    def __init__(self, events):
+        self.asked = []
+        self.api = self
+        self._events = events
+
+    def events(self, **kwargs):
+        self.asked.append(kwargs)
+        return iter(self._events)
+
+
+def _die(code):
+    return {"Type": "container", "Action": "die", "Actor": {"Attributes": {"exitCode": str(code)}}}
+
+
+def test_a_restarted_service_is_explained_by_its_exit_codes_not_its_current_state():
+    """By the time compose gives up, a crash-looping edge is running again with health "starting":
+    the engine's die events are what still say why (the CI flake of session 2)."""
+    from stackgen.lifecycle import why_failed
+
+    engine = _EventsEngine([_die(1), _die(1), _die(2)])
+    said = why_failed(engine, "proj-x", "edge", 1000.0, "did not start")
+    assert said == "keeps restarting (last exit code 2, 3 exits since up began)"
+    filters = engine.asked[0]["filters"]
+    assert "com.docker.compose.service=edge" in filters["label"] and "com.docker.compose.project=proj-x" in filters["label"]
+    assert filters["event"] == ["die"] and engine.asked[0]["since"] == 1000 and engine.asked[0]["until"] >= 1000
+
+
+def test_one_exit_and_no_exit_are_said_plainly():
+    from stackgen.lifecycle import why_failed
+
+    assert why_failed(_EventsEngine([_die(137)]), "p", "edge", 0, "x") == "exited with code 137"
+    assert why_failed(_EventsEngine([]), "p", "edge", 0, "unhealthy: no answer") == "unhealthy: no answer"
+    assert why_failed(_EventsEngine([{"Actor": {"Attributes": {"exitCode": "junk"}}}]), "p", "edge", 0, "fb") == "fb"
