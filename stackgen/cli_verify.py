@@ -17,7 +17,7 @@ from pathlib import Path
 
 __all__ = ["register", "execute_verify", "execute_rules", "fast_path", "entry", "main"]
 
-FORMATS = ("text", "json", "sarif", "mermaid")
+FORMATS = ("text", "json", "sarif", "mermaid", "html")
 RULE_FORMATS = ("text", "json", "markdown")
 
 
@@ -82,6 +82,10 @@ def execute_verify(
         from stackgen.report_mermaid import render_mermaid
 
         text = render_mermaid(result.topology, result.findings)
+    elif output_format == "html":
+        from stackgen.report_html import render_html
+
+        text = render_html(result.topology, result.findings, result.summary, exit_code=result.exit_code, tool_version=__version__)
     else:
         from stackgen.report import render_text
 
@@ -158,6 +162,7 @@ def register(app: object) -> None:
         json = "json"
         sarif = "sarif"
         mermaid = "mermaid"
+        html = "html"
 
     class FailOn(str, Enum):
         low = "low"
@@ -190,7 +195,8 @@ def register(app: object) -> None:
             list[str] | None, typer.Option("--profile", help="Enable a compose profile; repeatable.")
         ] = None,
         output_format: Annotated[
-            OutputFormat, typer.Option("--format", help="text (people), json (scripts), sarif (code scanning), mermaid (the topology as a diagram).")
+            OutputFormat, typer.Option("--format", help="text (people), json (scripts), sarif (code scanning), mermaid (the topology as a diagram), "
+                              "html (one self-contained page: the topology drawn, findings on it; with --live, the reachability matrix).")
         ] = OutputFormat.text,
         fail_on: Annotated[
             FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at or above this severity (none: never).")

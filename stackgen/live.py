@@ -824,13 +824,23 @@ def execute_live(
         from stackgen.rules import ALL_RULES
 
         text = render_sarif(result.findings, ALL_RULES, __version__)
+    elif output_format == "html":  # the observed topology drawn, its findings on it, and the matrix
+        from stackgen.report_html import render_html
+
+        text = render_html(result.topology, result.findings, result.summary, exit_code=result.exit_code,
+                           tool_version=__version__, matrix=sorted(result.matrix, key=_cell_order),
+                           checks=result.checks, seconds=result.seconds)
+    elif output_format == "mermaid":
+        from stackgen.report_mermaid import render_mermaid
+
+        text = render_mermaid(result.topology, result.findings)
     else:
         color = output is None and sys.stdout.isatty()
         text = render_text(result.findings, result.summary, color=color)
         text += "\n" + render_matrix(result, color=color) + "\n" + render_checks(result)
         text += f"live verify of {result.topology.project}: {result.seconds:.1f}s\n"
     if output is not None:
-        output.write_text(text)
+        output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     return result.exit_code

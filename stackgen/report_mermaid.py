@@ -2,7 +2,9 @@
 
 What it draws is what the security model is about: which services sit on which networks (internal
 ones marked), what is published to the host, which volumes each service mounts (read-only or
-writable), and each service's role; services with active findings at high or critical are marked.
+writable), and each service's role; services with active findings at high or critical are marked, and
+so are the networks and volumes such a finding concerns (`report_elements.placed`, the placement the
+HTML report uses too).
 Names are quoted and escaped, so a hostile service or network name cannot change the diagram.
 """
 
@@ -12,6 +14,7 @@ import re
 from collections.abc import Sequence
 
 from stackgen.report import Finding, Severity
+from stackgen.report_elements import placed
 from stackgen.topology import Role, Topology
 
 _ROLE_SHAPE = {Role.NODE_RED: ("[[", "]]"), Role.EDGE: ("{{", "}}"), Role.CERTBOT: ("[/", "/]"), Role.OTHER: ("[", "]")}
@@ -27,7 +30,8 @@ def _label(text: str) -> str:
 
 
 def render_mermaid(topo: Topology, findings: Sequence[Finding] = ()) -> str:
-    bad = {f.service for f in findings if not f.suppressed and f.severity in (Severity.HIGH, Severity.CRITICAL)}
+    serious = [f for f in findings if not f.suppressed and f.severity in (Severity.HIGH, Severity.CRITICAL)]
+    bad = {f.service for f in serious}
     lines = ["flowchart LR"]
     declared: set[str] = set()
     published = [s for s in topo.services.values() if s.ports]
@@ -58,4 +62,9 @@ def render_mermaid(topo: Topology, findings: Sequence[Finding] = ()) -> str:
                 lines.append(f"  {nodes[0]} ---|{_label('ro' if mount.read_only else 'rw')}| {vid}")
         if svc.name in bad:
             lines.extend(f"  style {n} stroke:#c00,stroke-width:3px" for n in nodes)
+    for element in sorted(placed(topo, serious)):
+        if element.kind == "network" and element.key in topo.networks:
+            lines.append(f"  style {_id('net', element.key)} stroke:#c00,stroke-width:3px")
+        elif element.kind == "volume" and _id("vol", element.key) in declared:
+            lines.append(f"  style {_id('vol', element.key)} stroke:#c00,stroke-width:3px")
     return "\n".join(lines) + "\n"

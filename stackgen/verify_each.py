@@ -108,6 +108,15 @@ def render(outcome: EachResult, output_format: str, version: str, color: bool = 
                 entry["exit_code"] = r.result.exit_code
             files.append(entry)
         return json.dumps({"tool": "stackgen", "version": version, "files": files, "exit_code": outcome.exit_code}, indent=2) + "\n"
+    if output_format == "html":  # one page, a section per stack, each with its own picture
+        from stackgen.report_html import Section, render_sections
+
+        sections = [
+            Section(str(r.file), error=r.error) if r.error else
+            Section(", ".join(str(f) for f in r.files), r.result.topology, r.result.findings, r.result.summary, r.result.exit_code)
+            for r in outcome.reports
+        ]
+        return render_sections(sections, f"stackgen verify --each: {len(sections)} stacks", version, intro=_tally(outcome))
     if output_format == "sarif":
         from stackgen.report import file_uri
         from stackgen.rules import ALL_RULES
@@ -126,7 +135,11 @@ def render(outcome: EachResult, output_format: str, version: str, color: bool = 
         parts.append(f"== {r.file}\n")
         parts.append(f"error: {r.error}\n" if r.error else render_text(r.result.findings, r.result.summary, color=color))
         parts.append("\n")
+    parts.append(_tally(outcome) + "\n")
+    return "".join(parts)
+
+
+def _tally(outcome: EachResult) -> str:
     errors = sum(1 for r in outcome.reports if r.error)
     failing = sum(1 for r in outcome.reports if r.result and r.result.exit_code)
-    parts.append(f"{len(outcome.reports)} stacks: {len(outcome.reports) - errors - failing} pass, {failing} fail, {errors} could not be read\n")
-    return "".join(parts)
+    return f"{len(outcome.reports)} stacks: {len(outcome.reports) - errors - failing} pass, {failing} fail, {errors} could not be read"

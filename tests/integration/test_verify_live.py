@@ -148,6 +148,34 @@ def test_break_node_red_joins_the_public_network(caddy: LiveStack):
     assert opened and not opened[0]["ok"]
 
 
+def test_html_report_of_a_broken_live_stack_draws_it_and_marks_the_matrix(caddy: LiveStack, tmp_path: Path):
+    """`--live --format html`: the running topology drawn, SG207 on the network, the mismatched cell in red."""
+    from tests.htmltree import parse
+    from tests.unit.test_report_html import assert_self_contained, rules_in
+
+    network = caddy.network("public")
+    network.connect(caddy.container("node-red"))
+    out = tmp_path / "live.html"
+    try:
+        result = runner.invoke(app, ["verify", "--live", str(caddy.directory), "--ca-file", str(caddy.issuing_root),
+                                     "--format", "html", "-o", str(out)])
+    finally:
+        network.disconnect(caddy.container("node-red"))
+    assert result.exit_code == 1, result.output
+    text = out.read_text(encoding="utf-8")
+    doc = parse(text)
+    assert_self_contained(doc, text)
+    svg = doc.find("svg", "topology")
+    assert {(p.attrs["data-service"], p.attrs["data-network"]) for p in svg.find_all("path", "net")} >= {
+        ("node-red", "internal"), ("node-red", "public"), ("edge", "internal"), ("edge", "public")}
+    assert svg.find("g", "network", data_key="internal").attrs["data-internal"] == "true"
+    assert "SG207" in rules_in(doc.find("section", "group", data_kind="network", data_key="public"))
+    rows = doc.find("table", "matrix").find("tbody").find_all("tr")
+    bad = [[td.text for td in r.find_all("td")] for r in rows if "mismatch" in r.classes]
+    assert any(cells[0] == "node-red:1880" and cells[2] == "public" and cells[4] == "open" for cells in bad), bad
+    assert all("mismatch" not in r.classes for r in rows if r.find_all("td")[0].text.startswith("edge:")), "the rest still holds"
+
+
 def test_break_key_volume_mounted_in_node_red(caddy: LiveStack):
     old = "      - type: volume\n        source: node-red-data\n"
     new = "      - type: volume\n        source: certs\n        target: /etc/letsencrypt\n        read_only: true\n" + old

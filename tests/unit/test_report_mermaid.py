@@ -46,3 +46,10 @@ def test_hostile_names_cannot_change_the_diagram(tmp_path):
 def test_cli_prints_mermaid():
     result = CliRunner().invoke(app, ["verify", str(ROOT / "compose" / "nginx" / "compose.yaml"), "--format", "mermaid"])
     assert result.exit_code == 0 and result.output.startswith("flowchart LR")
+
+
+def test_serious_findings_mark_the_network_they_concern():
+    result = verify([ROOT / "tests" / "corpus" / "npm-shared-certs.compose.yaml"], fail_on=None)
+    text = render_mermaid(result.topology, result.findings)
+    assert "style net_proxy stroke:#c00" in text, "SG103 (Node-RED on a shared routed network) is the network's"
+    assert "style svc_proxy__node_red stroke:#c00" in text, "services are marked as before"

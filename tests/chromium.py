@@ -1,0 +1,218 @@
+"""Headless Chromium for the HTML report: screenshots, the rendered DOM, and what the page tried to load.
+
+Shared by `tests/unit/test_report_html_browser.py` (checks) and `scripts/report_screenshots.py`
+(writes docs/report-*.png), so the README's pictures come from the code path the test checks.
+
+Chromium must never reach the network: the page is a file:// URL with a CSP that allows nothing
+external, and on top of that every host name resolves to nothing (`--host-resolver-rules`) and
+every proxied request goes to a closed local port. Chromium's own background services still *try*
+(update checks, account look-ups); the net log shows them with initiator "not an origin", while a
+request made by the page carries the page's origin ("null" for file://) — that is what
+`page_requests` reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "corpus"
+# The README's screenshots: name -> compose file (a hardened stack, and a weak one with a key store and a shared network).
+SCREENSHOTS = {
+    "report-hardened": CORPUS / "hardened.compose.yaml",
+    "report-weak": CORPUS / "npm-shared-certs.compose.yaml",
+}
+
+FLAGS = (
+    "--headless",
+    "--no-sandbox",  # as root in a container there is no user namespace for the sandbox
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",  # one CSS pixel, one PNG pixel: the PNG is --window-size
+    # Capture only once the page is laid out and painted: without these, a busy machine now and
+    # then got a screenshot whose lower part was still blank.
+    "--run-all-compositor-stages-before-draw",
+    "--virtual-time-budget=5000",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-breakpad",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--metrics-recording-only",
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: nothing can be fetched by name
+    "--proxy-server=127.0.0.1:9",  # and anything else goes to a closed port
+)
+
+
+def find() -> str | None:
+    """The Chromium binary: $STACKGEN_CHROMIUM, else `chromium` (Debian) or `chromium-browser` on PATH."""
+    wanted = os.environ.get("STACKGEN_CHROMIUM")
+    if wanted:
+        return shutil.which(wanted)
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require() -> str:
+    """The binary, or (as tests/integration/conftest.py does for the engine) a failure under CI=true, else a skip."""
+    binary = find()
+    if binary is None:
+        reason = "no headless Chromium (`chromium`); install it with scripts/ensure-chromium.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return binary
+
+
+@dataclass
+class Run:
+    """What one Chromium run left: stdout (the DOM, with --dump-dom), the net log's events, the time it took."""
+
+    stdout: str
+    netlog: dict
+    seconds: float
+
+
+def run(binary: str, page: Path, *args: str, timeout: float = 90) -> Run:
+    """Chromium on `page` (a local file) with a throwaway profile and a net log."""
+    with tempfile.TemporaryDirectory(prefix="stackgen-chromium-") as tmp:
+        log = Path(tmp) / "netlog.json"
+        command = [binary, *FLAGS, f"--user-data-dir={tmp}/profile", f"--log-net-log={log}", *args, page.resolve().as_uri()]
+        start = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, "HOME": tmp})
+        seconds = time.monotonic() - start
+        assert done.returncode == 0, f"chromium exited {done.returncode}: {done.stderr[-2000:]}"
+        netlog = json.loads(log.read_text()) if log.exists() else {"constants": {"logEventTypes": {}}, "events": []}
+    return Run(done.stdout, netlog, seconds)
+
+
+def screenshot(binary: str, page: Path, png: Path, width: int, height: int) -> Run:
+    """`page` rendered at `width` x `height` CSS pixels into `png`."""
+    png.parent.mkdir(parents=True, exist_ok=True)
+    return run(binary, page, f"--screenshot={png.resolve()}", f"--window-size={width},{height}")
+
+
+def dump_dom(binary: str, page: Path) -> Run:
+    """The DOM after the page has loaded, serialised (what the browser built, not what we wrote)."""
+    return run(binary, page, "--dump-dom", "--window-size=1400,1800")
+
+
+def page_requests(netlog: dict) -> list[str]:
+    """URLs the *page* asked the network stack for (the browser's own background requests left out)."""
+    names = {value: key for key, value in netlog.get("constants", {}).get("logEventTypes", {}).items()}
+    found = []
+    for event in netlog.get("events", []):
+        params = event.get("params") or {}
+        if names.get(event.get("type")) == "URL_REQUEST_START_JOB" and "url" in params:
+            if params.get("initiator") != "not an origin":
+                found.append(params["url"])
+    return found
+
+
+# --- PNG, read with the standard library -----------------------------------------------------
+
+
+@dataclass
+class Png:
+    width: int
+    height: int
+    bit_depth: int
+    color_type: int
+    rows: list[bytes]  # unfiltered scanlines
+    channels: int
+
+
+_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+
+
+def read_png(data: bytes) -> Png:
+    """Check the signature and the chunk CRCs, read IHDR, inflate IDAT and undo the row filters (8-bit, not interlaced)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG signature"
+    pos, header, idat = 8, None, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, f"bad CRC in chunk {kind!r}"
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    assert header is not None, "no IHDR chunk"
+    width, height, depth, color, _, _, interlace = header
+    assert depth == 8 and color in _CHANNELS and interlace == 0, f"unsupported PNG layout {header}"
+    channels = _CHANNELS[color]
+    raw = zlib.decompress(b"".join(idat))
+    stride = width * channels
+    assert len(raw) == height * (stride + 1), "IDAT does not hold width x height pixels"
+    rows, previous = [], bytes(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]
+        row = _unfilter(kind, line, previous, channels)
+        rows.append(row)
+        previous = row
+    return Png(width, height, depth, color, rows, channels)
+
+
+def _unfilter(kind: int, line: bytes, up: bytes, bpp: int) -> bytes:
+    if kind == 0:
+        return bytes(line)
+    if kind == 2:  # Up, for whole rows at once: bytewise sums without carries between bytes
+        n = len(line)
+        a, b = int.from_bytes(line, "big"), int.from_bytes(up, "big")
+        low, high = int.from_bytes(b"\x7f" * n, "big"), int.from_bytes(b"\x80" * n, "big")
+        return (((a & low) + (b & low)) ^ ((a ^ b) & high)).to_bytes(n, "big")
+    out = bytearray(line)
+    if kind == 1:  # Sub
+        for i in range(bpp, len(out)):
+            out[i] = (out[i] + out[i - bpp]) & 0xFF
+    elif kind == 3:  # Average
+        for i in range(len(out)):
+            left = out[i - bpp] if i >= bpp else 0
+            out[i] = (out[i] + ((left + up[i]) >> 1)) & 0xFF
+    elif kind == 4:  # Paeth
+        for i in range(len(out)):
+            a = out[i - bpp] if i >= bpp else 0
+            b = up[i]
+            c = up[i - bpp] if i >= bpp else 0
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            out[i] = (out[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+    else:
+        raise AssertionError(f"unknown PNG row filter {kind}")
+    return bytes(out)
+
+
+def colours(png: Png, rows: range | None = None) -> dict[bytes, int]:
+    """Pixel counts per colour (RGB; alpha dropped) over `rows` (default: all)."""
+    counts: dict[bytes, int] = {}
+    step = png.channels
+    for y in rows or range(png.height):
+        row = png.rows[y]
+        for x in range(0, len(row), step):
+            pixel = row[x : x + 3] if step >= 3 else row[x : x + 1] * 3
+            counts[pixel] = counts.get(pixel, 0) + 1
+    return counts
+
+
+def rgb(hex_colour: str) -> bytes:
+    """`#8f0000` -> b'\\x8f\\x00\\x00'."""
+    return bytes.fromhex(hex_colour.lstrip("#"))
