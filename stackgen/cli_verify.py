@@ -36,14 +36,19 @@ def execute_verify(
     output: Path | None = None,
     project_directory: Path | None = None,
     each: bool = False,
+    explain: bool = False,
 ) -> int:
-    """Run `stackgen verify` and print the report; returns the exit code (0, 1 or 2)."""
+    """Run `stackgen verify` and print the report; returns the exit code (0, 1 or 2).
+
+    `explain`: each service's role and why, before the findings (text) or as `services` (JSON)."""
     from stackgen import __version__
     from stackgen.compose_yaml import ComposeError
     from stackgen.verify import UsageError, verify
 
     if output_format not in FORMATS:
         return _err(f"error: --format must be one of {', '.join(FORMATS)}")
+    if each and explain:
+        return _err("error: --explain judges one stack at a time (not with --each)")
     if each:
         from stackgen import verify_each
 
@@ -70,9 +75,9 @@ def execute_verify(
         return _err(f"error: {exc}")
 
     if output_format == "json":
-        from stackgen.report import render_json
+        from stackgen.report import render_json, role_entries
 
-        text = render_json(result.findings, result.summary, __version__)
+        text = render_json(result.findings, result.summary, __version__, services=role_entries(result.topology) if explain else None)
     elif output_format == "sarif":
         from stackgen.report import render_sarif
         from stackgen.rules import ALL_RULES
@@ -91,6 +96,10 @@ def execute_verify(
 
         color = output is None and sys.stdout.isatty()
         text = render_text(result.findings, result.summary, color=color)
+        if explain:
+            from stackgen.report import render_roles
+
+            text = render_roles(result.topology) + text
     return _write(text, output) or result.exit_code
 
 
@@ -216,6 +225,9 @@ def register(app: object) -> None:
         each: Annotated[
             bool, typer.Option("--each", help="Judge each stack found in the FILES/directories on its own, one report per stack.")
         ] = False,
+        explain: Annotated[
+            bool, typer.Option("--explain", help="Say each service's role (edge, node-red, certbot, database, other) and why: text and json.")
+        ] = False,
         live: Annotated[
             bool, typer.Option("--live", help="Check the RUNNING stack (a stack directory, or --project): rules, drift, probes.")
         ] = False,
@@ -257,6 +269,7 @@ def register(app: object) -> None:
             output=output,
             project_directory=project_directory,
             each=each,
+            explain=explain,
         )
         raise typer.Exit(code)
 
@@ -294,6 +307,7 @@ def _parser() -> object:
     v.add_argument("-o", "--output", type=Path)
     v.add_argument("--project-directory", type=Path)
     v.add_argument("--each", action="store_true")
+    v.add_argument("--explain", action="store_true")
     r = sub.add_parser("rules", add_help=False)
     r.add_argument("rule_id", nargs="?")
     r.add_argument("--format", dest="output_format", default="text")
@@ -329,6 +343,7 @@ def fast_path(argv: Sequence[str]) -> int | None:
         output=ns.output,
         project_directory=ns.project_directory,
         each=ns.each,
+        explain=ns.explain,
     )
 
 

@@ -14,7 +14,9 @@ JSON schema (stable; `version` changes only if a field changes meaning):
                  "fail_on", "failed", "files", "services"}}
 
 `service`, `file`, `line`, `col` may be null; `suppression` is null or
-`{"kind": "service"|"file"|"cli", "reason": "..."}`.
+`{"kind": "service"|"file"|"cli", "reason": "..."}`. With `--explain`, also
+`"services": {name: {"role", "evidence", "reason"}}`: each service's role, the
+kind of evidence that gave it (`image`, `build`, `topology`...) and why, in words.
 """
 
 from __future__ import annotations
@@ -26,8 +28,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from stackgen.rules import Rule
+    from stackgen.topology import Topology
 
-__all__ = ["Severity", "Finding", "Summary", "summarise", "render_text", "render_json", "render_sarif"]
+__all__ = [
+    "Severity",
+    "Finding",
+    "Summary",
+    "summarise",
+    "render_text",
+    "render_json",
+    "render_sarif",
+    "role_entries",
+    "render_roles",
+]
 
 JSON_SCHEMA_VERSION = 1
 
@@ -223,19 +236,45 @@ def _render_rich(
     return console.export_text(styles=True)
 
 
+# --- roles (--explain) -------------------------------------------------------------
+
+
+def role_entries(topo: Topology) -> dict[str, dict[str, str]]:
+    """Each service's role, the kind of evidence that gave it, and why in words (file order)."""
+    return {
+        name: {"role": svc.role.value, "evidence": str(svc.role_from), "reason": svc.role_reason}
+        for name, svc in topo.services.items()
+    }
+
+
+def render_roles(topo: Topology) -> str:
+    """`--explain` in text: one line per service, `name  role  why`, before the findings."""
+    if not topo.services:
+        return ""
+    width = max(len(name) for name in topo.services)
+    lines = ["roles:"]
+    for name, svc in topo.services.items():
+        lines.append(f"  {name:<{width}}  {svc.role.value:<8}  {svc.role_reason}")
+    return "\n".join(lines) + "\n\n"
+
+
 # --- JSON ----------------------------------------------------------------------
 
 
-def render_json(findings: Sequence[Finding], summary: Summary, tool_version: str) -> str:
-    """The documented JSON schema (see module docstring)."""
+def render_json(
+    findings: Sequence[Finding], summary: Summary, tool_version: str, services: dict[str, dict[str, str]] | None = None
+) -> str:
+    """The documented JSON schema (see module docstring); `services` (from `role_entries`) with `--explain`."""
     import json
 
-    data = {
+    data: dict[str, Any] = {
         "version": JSON_SCHEMA_VERSION,
         "tool": {"name": "stackgen", "version": tool_version},
         "findings": [f.to_dict() for f in sorted(findings, key=Finding.sort_key)],
         "summary": summary.to_dict(),
     }
+    if services is not None:
+        data["services"] = services
     return json.dumps(data, indent=2) + "\n"
 
 

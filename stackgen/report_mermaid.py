@@ -17,7 +17,8 @@ from stackgen.report import Finding, Severity
 from stackgen.report_elements import placed
 from stackgen.topology import Role, Topology
 
-_ROLE_SHAPE = {Role.NODE_RED: ("[[", "]]"), Role.EDGE: ("{{", "}}"), Role.CERTBOT: ("[/", "/]"), Role.OTHER: ("[", "]")}
+_ROLE_SHAPE = {Role.NODE_RED: ("[[", "]]"), Role.EDGE: ("{{", "}}"), Role.CERTBOT: ("[/", "/]"),
+               Role.DATABASE: ("[(", ")]"), Role.OTHER: ("[", "]")}
 
 
 def _id(prefix: str, name: str) -> str:

@@ -66,9 +66,12 @@ def key_stores(topo: Topology) -> set[tuple[str, str]]:
 
 
 def _certbot_store(m: Mount) -> bool:
-    # The certificate writer also writes its ACME webroot; that holds challenges, not keys.
-    target = norm(m.target)
-    return not ("acme" in target and ("www" in target or "webroot" in target or "challenge" in target))
+    # The certificate writer also writes its ACME webroot (challenges, not keys) and, as nginx-proxy's
+    # acme-companion does, the proxy's web root and per-host config (`/usr/share/nginx/html`, `vhost.d`).
+    target = norm(m.target).lower()
+    if "acme" in target and ("www" in target or "webroot" in target or "challenge" in target):
+        return False
+    return not ("/html" in target or target.endswith("/vhost.d") or "/vhost.d/" in target)
 
 
 _CACHE: list = [None, None]  # (topology, result): rules ask several times per run

@@ -7,8 +7,10 @@
    else mounts it; the writer never shares a network with Node-RED.
 4. No container gets the engine socket (SG002).
 
-Roles come from `x-stackgen: {role: ...}`, then the `org.stackgen.role` label, then the image
-(nodered/node-red, caddy/traefik/nginx/..., certbot/...), then mounts (a writer of /etc/letsencrypt).
+Roles come from evidence (`topology.infer_role`, `assign_topology_roles`): `x-stackgen: {role: ...}`,
+the `org.stackgen.role` label, the image, then the build context, command, healthcheck, served or
+routed port 1880, name and mounts, and finally the stack's shape (its only publisher bridging into
+internal networks is its edge). `stackgen verify --explain` says which evidence gave each role.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def _only_edge(svc: Service, topo: Topology) -> Iterator[tuple[str, Source | Non
     if svc.role in (Role.EDGE, Role.NODE_RED) or not svc.ports or svc.network_mode == "host":
         return
     listed = ", ".join(p.describe() for p in svc.ports[:3]) + (" ..." if len(svc.ports) > 3 else "")
+    if svc.role is Role.DATABASE:  # no edge can front a database's protocol: this door opens on the data itself
+        yield f"database publishes ports ({listed}): its data is reachable from the host's network, not only by the app", svc.at("ports")
+        return
     yield f"publishes ports ({listed}) but is not the edge", svc.at("ports")
 
 
