@@ -155,9 +155,10 @@ class Context:
     ca_bundle_in_edge: str = "/etc/stackgen/acme-ca.pem"
 
     @property
-    def admin_root(self) -> str:
+    def admin_root(self) -> str | bool:
+        """httpAdminRoot: the editor's path, or false (settings.js writes it `| tojson`)."""
         editor = self.s.node_red.editor
-        return f'"{editor.path}"' if editor.enabled else "false"
+        return editor.path if editor.enabled else False
 
     @property
     def nginx_names_bucket(self) -> int:
@@ -238,19 +239,34 @@ def shell_words(values: Any) -> str:
     return " ".join(shell_word(v) for v in values)
 
 
+# One token, taken literally, in a Caddyfile, nginx.conf and Traefik's YAML (plain or single-quoted): no white
+# space, quotes, backticks, backslash, `;`, `#`, `$`, braces (Caddy placeholders, nginx blocks, Go templates).
+_CONFIG_TOKEN = re.compile(r"[A-Za-z0-9_@%+=:,./*~-]*")
+
+
+def config_token(value: Any) -> str:
+    """`| token` in the Caddyfile, nginx and Traefik blueprints: the spec admits only plain values, and this
+    stops rendering if one that is not got through (the languages' quoting rules differ; none is needed)."""
+    text = str(value)
+    if not _CONFIG_TOKEN.fullmatch(text):
+        raise ValueError(f"unsafe value for a configuration file: {text!r}")
+    return text
+
+
 @cache
 def templates() -> jinja2.Environment:
     """The blueprints (shipped in the package); strict: a missing value is an error, not an empty string.
 
-    Shell blueprints (`*.sh.j2`) interpolate only through `| sh`, `| word` or `| words` (a unit test
-    holds every `{{ }}` of them to that): a value from stack.yaml never becomes shell syntax."""
+    Shell blueprints (`*.sh.j2`) interpolate only through `| sh`, `| word` or `| words`, the Caddyfile, nginx
+    and Traefik blueprints through `| token` or `| tojson`, settings.js through `| tojson` (a unit test holds
+    every `{{ }}` to that): a value from stack.yaml never becomes syntax."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("stackgen", "blueprints"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
-    environment.filters.update(sh=shell_quote, word=shell_word, words=shell_words)
+    environment.filters.update(sh=shell_quote, word=shell_word, words=shell_words, token=config_token)
     return environment
 
 
@@ -574,8 +590,19 @@ def _yaml() -> YAML:
 def dump_compose(document: dict[str, Any]) -> bytes:
     buffer = io.StringIO()
     buffer.write(HEADER)
-    _yaml().dump(document, buffer)
+    _yaml().dump(_escape_interpolation(document), buffer)
     return buffer.getvalue().encode()
+
+
+def _escape_interpolation(node: Any) -> Any:
+    """Compose interpolates every value of the file (`$VAR`, `${VAR}`): a literal `$` is written `$$`."""
+    if isinstance(node, dict):
+        return {key: _escape_interpolation(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_escape_interpolation(value) for value in node]
+    if isinstance(node, str) and "$" in node:
+        return type(node)(node.replace("$", "$$")) if isinstance(node, Q) else node.replace("$", "$$")
+    return node
 
 
 def _megabytes(size: str) -> int:

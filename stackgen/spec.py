@@ -29,6 +29,9 @@ DnsProvider = Literal[tuple(p.provider for p in load_contract("certbot-dns").plu
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
+# Every pattern below is applied with `fullmatch`, never `match`: a pattern's `$` also matches before a
+# trailing newline, and `ops@example.org\n` got through to break settings.js, the Caddyfile and Traefik's
+# YAML (found by tests/unit/test_render_hostile.py).
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"^(\*\.)?({_LABEL}\.)+{_LABEL}$")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -107,14 +110,14 @@ class Tls(StrictModel):
     @field_validator("acme_directory")
     @classmethod
     def _https_url(cls, value: str | None) -> str | None:
-        if value is not None and not _ACME_URL.match(value):
+        if value is not None and not _ACME_URL.fullmatch(value):
             raise ValueError("must be an https:// URL of letters, digits and . _ ~ % / + = , - (no quotes, spaces, $, {}, ;)")
         return value
 
     @field_validator("cert_file", "key_file", "ca_bundle", "dns_credentials_file")
     @classmethod
     def _safe_path(cls, value: str | None) -> str | None:
-        if value is not None and not _SAFE_PATH.match(value):
+        if value is not None and not _SAFE_PATH.fullmatch(value):
             raise ValueError("a path of letters, digits and . _ / + @ - only (it reaches configuration files and scripts)")
         return value
 
@@ -169,6 +172,9 @@ class Ports(StrictModel):
     @field_validator("bind_address")
     @classmethod
     def _ip(cls, value: str) -> str:
+        if "%" in value:
+            # Python accepts any text as an IPv6 scope (`fe80::1%$(id)`); Docker takes no scope in a port binding.
+            raise ValueError(f"{value!r}: an address with a scope (%zone) cannot be a published port's host address")
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
@@ -182,7 +188,7 @@ class Ports(StrictModel):
 
 
 def _image(value: str | None) -> str | None:
-    if value is not None and not _IMAGE.match(value):
+    if value is not None and not _IMAGE.fullmatch(value):
         raise ValueError(f"{value!r} is not an image reference (name[:tag][@sha256:digest])")
     return value
 
@@ -206,14 +212,14 @@ class BasicAuth(StrictModel):
     @field_validator("user")
     @classmethod
     def _user(cls, value: str) -> str:
-        if not _USERNAME.match(value):
+        if not _USERNAME.fullmatch(value):
             raise ValueError("letters, digits and ._@- only, at most 64")
         return value
 
     @field_validator("password_hash")
     @classmethod
     def _hash(cls, value: str) -> str:
-        if not _BCRYPT.match(value):
+        if not _BCRYPT.fullmatch(value):
             raise ValueError("must be a bcrypt hash ($2b$...)")
         return value
 
@@ -227,7 +233,7 @@ class Editor(StrictModel):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not _EDITOR_PATH.match(value):
+        if not _EDITOR_PATH.fullmatch(value):
             raise ValueError("must be an absolute URL path such as / or /admin")
         return value
 
@@ -254,10 +260,18 @@ class NodeRed(StrictModel):
     memory_limit: str | None = Field(None, description="Memory limit such as 512m. Default depends on platform.")
     pids_limit: int = Field(256, ge=32, le=32768, description="Maximum processes/threads.")
 
+    @field_validator("credential_secret_file")
+    @classmethod
+    def _secret_path(cls, value: str) -> str:
+        # It reaches compose.yaml, where Compose would interpolate a `$`.
+        if not _SAFE_PATH.fullmatch(value):
+            raise ValueError("a path of letters, digits and . _ / + @ - only (it reaches compose.yaml)")
+        return value
+
     @field_validator("version")
     @classmethod
     def _version(cls, value: str | None) -> str | None:
-        if value is not None and not _VERSION.match(value):
+        if value is not None and not _VERSION.fullmatch(value):
             raise ValueError("must be a version such as 5.0.7")
         return value
 
@@ -269,21 +283,21 @@ class NodeRed(StrictModel):
     @field_validator("admin_user")
     @classmethod
     def _admin_user(cls, value: str) -> str:
-        if not _USERNAME.match(value):
+        if not _USERNAME.fullmatch(value):
             raise ValueError("letters, digits and ._@- only, at most 64")
         return value
 
     @field_validator("admin_password_hash")
     @classmethod
     def _admin_hash(cls, value: str) -> str:
-        if not _BCRYPT.match(value):
+        if not _BCRYPT.fullmatch(value):
             raise ValueError("must be a bcrypt hash ($2b$...); `stackgen init` makes one from the password")
         return value
 
     @field_validator("memory_limit")
     @classmethod
     def _memory(cls, value: str | None) -> str | None:
-        if value is not None and not _SIZE.match(value):
+        if value is not None and not _SIZE.fullmatch(value):
             raise ValueError("must be a size such as 512m or 1g")
         return value
 
@@ -291,7 +305,7 @@ class NodeRed(StrictModel):
     @classmethod
     def _nodes(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _NPM_PACKAGE.match(name):
+            if not _NPM_PACKAGE.fullmatch(name):
                 raise ValueError(f"{name!r} is not an npm package name")
         if len(set(value)) != len(value):
             raise ValueError("duplicate packages")
@@ -307,7 +321,7 @@ class Logging(StrictModel):
     @field_validator("max_size")
     @classmethod
     def _size(cls, value: str | None) -> str | None:
-        if value is not None and not _SIZE.match(value):
+        if value is not None and not _SIZE.fullmatch(value):
             raise ValueError("must be a size such as 10m")
         return value
 
@@ -337,7 +351,7 @@ class Stack(StrictModel):
     @field_validator("project")
     @classmethod
     def _project(cls, value: str) -> str:
-        if not _PROJECT.match(value):
+        if not _PROJECT.fullmatch(value):
             raise ValueError("lowercase letters, digits, - and _, starting with a letter or digit")
         return value
 
@@ -347,7 +361,7 @@ class Stack(StrictModel):
         cleaned = []
         for raw in value:
             name = raw.strip().lower().rstrip(".")
-            if len(name) > 253 or not _HOSTNAME.match(name):
+            if len(name) > 253 or not _HOSTNAME.fullmatch(name):
                 raise ValueError(f"{raw!r} is not a valid host name")
             if _is_ip_like(name):
                 raise ValueError(f"{raw!r} is an IP address, not a host name")
@@ -359,14 +373,14 @@ class Stack(StrictModel):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        if not _EMAIL.match(value):
+        if not _EMAIL.fullmatch(value):
             raise ValueError(f"{value!r} is not an e-mail address stackgen accepts (letters, digits and . _ % + - before the @, a host name after it)")
         return value
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        if not _TIMEZONE.match(value):
+        if not _TIMEZONE.fullmatch(value):
             raise ValueError(f"{value!r} is not a time zone name such as Europe/Berlin")
         return value
 
