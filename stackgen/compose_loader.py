@@ -214,6 +214,7 @@ class _Loader:
             raise ComposeError("empty compose file", display, 1, 1)
         merged: PMap | None = None
         for doc in docs:
+            doc = _fragment_as_compose(doc, path)
             _check_top(doc, display)
             interpolate(doc, self.lookup, doc.pos)
             _canonicalise_file(doc, base, self.lookup)
@@ -223,16 +224,20 @@ class _Loader:
         self._resolve_extends(merged, path, base)
         return merged
 
-    def load_files(self, paths: list[Path], project: Path) -> PMap:
+    def load_files(self, paths: list[Path], project: Path, top: bool = True) -> PMap:
         model: PMap | None = None
         for path in paths:
             doc = self.read(path, project)
             doc = self._include(doc, path)
             model = doc if model is None else _merge_top(model, doc)
         assert model is not None
-        if "services" not in model:
+        if top and "services" not in model:
+            # Compose accepts a file of networks, volumes or `name:` alone (an `include` target, say).
             first = self.displayed[0] if self.displayed else None
-            raise ComposeError("not a compose file: no `services:` section", first, 1, 1)
+            message = "not a compose file: no `services:` section"
+            if not note_missing_context(f"no `services:` section: no service to judge (Compose takes the file as a "
+                                        "project without services)", Source(first or "", 1, 1)):
+                raise ComposeError(message, first, 1, 1)
         return model
 
     def _include(self, doc: PMap, path: Path) -> PMap:
@@ -275,7 +280,7 @@ class _Loader:
             sub = _Loader(sub_lookup, self.environ)
             sub.displayed = self.displayed
             sub.including = chain_so_far
-            sub_model = sub.load_files(sub_files, _real(sub_project))
+            sub_model = sub.load_files(sub_files, _real(sub_project), top=False)
             for section in ("services", "networks", "volumes", "secrets", "configs"):
                 incoming = sub_model.get(section)
                 if not isinstance(incoming, PMap):
@@ -344,12 +349,92 @@ class _Loader:
         return merged
 
 
+# --- bare service fragments -----------------------------------------------------------------------------
+
+# Service keys of the Compose v1 file format that the specification dropped, and what they became.
+V1_KEYS = {"net": "network_mode", "log_driver": "logging.driver", "log_opt": "logging.options",
+           "dockerfile": "build.dockerfile", "volume_driver": None}
+
+
+def _service_body(value: Any) -> bool:
+    """A mapping that reads as one service: it has an image or a build, and only service keys."""
+    return (isinstance(value, PMap) and ("image" in value or "build" in value)
+            and all(isinstance(k, str) and (k in SERVICE_KEYS or k in V1_KEYS or k.startswith("x-")) for k in value))
+
+
+def _fragment_as_compose(doc: Any, path: Path) -> Any:
+    """A file without `services:` that is one service's body (`image:`, `ports:` ... at the top), or a Compose
+    v1 file (service names at the top): the compose file it stands for, the missing `services:` reported as
+    missing context (SG043). Anything else, or when loading strictly, is returned as it is (and refused)."""
+    if not isinstance(doc, PMap) or "services" in doc or not doc:
+        return doc
+    where = doc.pos or Source(_display(path), 1, 1)
+    names = [k for k in doc if not (isinstance(k, str) and k.startswith("x-"))]
+    if _service_body(doc):
+        stem = path.name.split(".")[0].removeprefix("docker-").lower()
+        container = doc.get("container_name")
+        name = str(container) if isinstance(container, str) and container and set(container) <= _NAME_CHARS else stem
+        name = "".join(c for c in name if c in _NAME_CHARS).strip("._-") or "service"
+        bodies, extensions = {name: doc}, {}
+        message = f"no `services:` section: judged as the body of one service, {name!r} (a bare service fragment)"
+    elif names and all(k not in TOP_KEYS and set(k) <= _NAME_CHARS and _service_body(doc[k]) for k in names):
+        bodies = {k: doc[k] for k in names}
+        extensions = {k: doc[k] for k in doc if k not in bodies}
+        message = f"no `services:` section: judged as a Compose v1 file of {len(bodies)} service(s), {', '.join(sorted(bodies))}"
+    else:
+        return doc
+    converted = sorted({key for body in bodies.values() for key in body if key in V1_KEYS})
+    if converted:
+        readings = ", ".join(f"{k} -> {V1_KEYS[k] or 'ignored'}" for k in converted)
+        message += f" (v1 keys read as today's: {readings})"
+    if not note_missing_context(message + "; Compose needs the services under `services:`", where):
+        return doc
+    services = PMap(pos=where)
+    for name, body in bodies.items():
+        services[name] = _from_v1(body)
+        services.kpos[name] = pos_of(doc, name) if name in doc else where
+    out = PMap(pos=where)
+    for key, value in extensions.items():
+        out[key] = value
+        out.kpos[key] = pos_of(doc, key)
+    out["services"] = services
+    out.kpos["services"] = where
+    return out
+
+
+def _from_v1(body: PMap) -> PMap:
+    """Compose v1's service keys rewritten to the specification's (in place)."""
+    if "net" in body:
+        body["network_mode"] = body.pop("net")
+        body.kpos["network_mode"] = pos_of(body, "net")
+    if "log_driver" in body or "log_opt" in body:
+        where = pos_of(body, "log_driver" if "log_driver" in body else "log_opt")
+        logging = PMap(pos=where)
+        for old, new in (("log_driver", "driver"), ("log_opt", "options")):
+            if old in body:
+                logging[new] = body.pop(old)
+                logging.kpos[new] = pos_of(body, old)
+        body["logging"] = logging
+        body.kpos["logging"] = where
+    if "dockerfile" in body:
+        where = pos_of(body, "dockerfile")
+        build = body.get("build")
+        context = build if isinstance(build, str) else "."
+        body["build"] = PMap({"context": context, "dockerfile": body.pop("dockerfile")}, pos=where)
+        body.kpos.setdefault("build", where)
+    body.pop("volume_driver", None)
+    return body
+
+
 def _check_top(doc: Any, display: str) -> None:
     if not isinstance(doc, PMap):
         where = getattr(doc, "pos", None) or Source(display, 1, 1)
         raise ComposeError.at(
             where, "not a compose file: expected a mapping (services:, networks:, ...) at the top level"
         )
+    if "services" not in doc and {"project", "domains", "node_red"} & set(doc):
+        raise ComposeError.at(doc.pos or Source(display, 1, 1), "not a compose file: this is a stackgen stack.yaml "
+                              "(`stackgen generate DIR` renders its compose.yaml, which `stackgen verify` judges)")
     for key in doc:
         if key not in TOP_KEYS and not key.startswith("x-"):
             raise ComposeError.at(pos_of(doc, key), f"not a compose file: unknown top-level key {key!r}")
@@ -386,6 +471,7 @@ def _canonicalise_file(doc: PMap, base: Path, lookup: Callable[[str], str | None
                     defs[name] = empty
                 elif not isinstance(defs[name], PMap):
                     raise ComposeError.at(pos_of(defs, name), f"{section}.{name} must be a mapping")
+                _check_entry_types(defs[name], DEFINITION_TYPES, f"{section}.{name}")
                 if section in ("secrets", "configs") and isinstance(defs[name].get("file"), str):
                     defs[name]["file"] = _abs_path(defs[name]["file"], base)
 
@@ -423,6 +509,33 @@ def _kind_names(kinds: tuple[type, ...]) -> str:
     names = {str: "a string", list: "a list", dict: "a mapping", int: "a number", float: "a number",
              bool: "a boolean", type(None): "empty"}
     return " or ".join(dict.fromkeys(names[k] for k in kinds))
+
+
+# The long syntax of list entries (Compose's schema): checked before anything reads them, as for service keys.
+VOLUME_TYPES = {"type": (_S,), "source": (_S,), "target": (_S,), "read_only": _B, "consistency": (_S,),
+                "bind": (_M,), "volume": (_M,), "tmpfs": (_M,), "image": (_M,)}
+PORT_TYPES = {"target": (_S, int), "published": (_S, int), "host_ip": (_S,), "protocol": (_S,), "mode": (_S,),
+              "name": (_S,), "app_protocol": (_S,)}
+FILE_REF_TYPES = {"source": (_S,), "target": (_S,), "uid": (_S, int), "gid": (_S, int), "mode": (_S, int)}
+DEVICE_TYPES = {"source": (_S,), "target": (_S,), "permissions": (_S,)}
+DEFINITION_TYPES = {"name": (_S,), "driver": (_S,), "internal": _B, "external": (bool, _S, _M), "attachable": _B,
+                    "driver_opts": (_M, _NONE), "labels": (_M, _L, _NONE), "file": (_S,), "environment": (_S,),
+                    "content": (_S,), "enable_ipv6": _B, "enable_ipv4": _B, "ipam": (_M,)}
+
+
+def _check_entry_types(entry: PMap, kinds: dict[str, tuple[type, ...]], what: str) -> None:
+    for key, allowed in kinds.items():
+        if key not in entry:
+            continue
+        value = entry[key]
+        ok = bool in allowed if isinstance(value, bool) else isinstance(value, allowed)
+        if not ok:
+            raise ComposeError.at(pos_of(entry, key), f"{what}.{key} must be {_kind_names(allowed)}, not {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_service_types(name: str, svc: PMap) -> None:
@@ -556,6 +669,7 @@ def _ports(value: Any, where: Pos | None, name: str) -> PList:
     for idx, item in enumerate(value):
         ipos = pos_of(value, idx)
         if isinstance(item, PMap):
+            _check_entry_types(item, PORT_TYPES, f"services.{name}.ports[{idx}]")
             port = PMap(pos=item.pos)
             for key, val in item.items():
                 port[key] = val
@@ -689,6 +803,7 @@ def _volumes(value: Any, where: Pos | None, name: str, base: Path) -> PList:
             vol = _short_volume(item, ipos, name, base)
         elif isinstance(item, PMap):
             vol = item
+            _check_entry_types(vol, VOLUME_TYPES, f"services.{name}.volumes[{idx}]")
             if "target" not in vol and vol.get("type") != "npipe":
                 raise ComposeError.at(ipos, f"services.{name}.volumes[{idx}] needs a target")
             vol.setdefault("type", "volume")
@@ -750,6 +865,7 @@ def _file_refs(value: Any, where: Pos | None, name: str, kind: str) -> PList:
         if isinstance(item, str):
             ref = PMap({"source": item}, pos=ipos)
         elif isinstance(item, PMap) and isinstance(item.get("source"), str):
+            _check_entry_types(item, FILE_REF_TYPES, f"services.{name}.{kind}[{idx}]")
             ref = item
         else:
             raise ComposeError.at(ipos, f"services.{name}.{kind} entries need a source")
@@ -776,6 +892,7 @@ def _devices(value: Any, where: Pos | None, name: str) -> PList:
             dev["target"] = parts[1] if len(parts) > 1 and parts[1] else parts[0]
             dev["permissions"] = parts[2] if len(parts) > 2 else "rwm"
         elif isinstance(item, PMap) and "source" in item:
+            _check_entry_types(item, DEVICE_TYPES, f"services.{name}.devices[{idx}]")
             dev = item
             dev.setdefault("target", item["source"])
             dev.setdefault("permissions", "rwm")

@@ -150,6 +150,10 @@ _new_pos = tuple.__new__
 
 # Far above any real compose file (hundreds of services are thousands of values).
 MAX_EXPANDED_VALUES = 1_000_000
+# Far deeper than any real compose file (a service's deepest keys are 5 levels down). Every later walk
+# (interpolation, merge, extends) recurses, so a deeper file is refused here, at its line, rather than
+# ending in a RecursionError somewhere else (libyaml itself stops at 1000).
+MAX_DEPTH = 200
 
 
 class _Builder:
@@ -162,6 +166,7 @@ class _Builder:
         # that count per shared node: a 500-byte "billion laughs" file is refused here, not walked.
         self.expanded = 0
         self.size_of: dict[int, int] = {}
+        self.depth = 0
 
     def pos(self, node: Any) -> Pos:
         mark = node.start_mark
@@ -185,6 +190,10 @@ class _Builder:
         self.expanded += 1
         mark = node.start_mark
         where = _new_pos(Pos, (self.file, mark.line + 1, mark.column + 1))
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ComposeError(f"nested more than {MAX_DEPTH} levels deep: not a compose file a person wrote",
+                               self.file, mark.line + 1, mark.column + 1)
         if kind == "sequence":
             value = PList(pos=where)
             self.seen[key] = value
@@ -202,6 +211,7 @@ class _Builder:
             value = PMap(pos=where)
             self.seen[key] = value
             self.mapping(node, value)
+        self.depth -= 1
         self.size_of[key] = self.expanded - before
         return value
 
@@ -352,6 +362,11 @@ def _compose_all(text: str) -> list[Any]:
         if exc.context:
             message += f" ({exc.context})"
         raise _YamlFailure(message, mark.line + 1 if mark else None, mark.column + 1 if mark else None) from exc
+    except yaml.reader.ReaderError as exc:  # a control character: an offset, not a mark
+        before = text[: exc.position] if isinstance(exc.position, int) else ""
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        raise _YamlFailure(f"character {char} is not allowed in YAML ({exc.reason})", line, col) from exc
     except yaml.YAMLError as exc:
         raise _YamlFailure(str(exc), None, None) from exc
     finally:
@@ -398,7 +413,12 @@ def parse_yaml(path: Path | str, text: str | None = None, display: str | None = 
             raise ComposeError(exc.message, name, exc.line, 1 if exc.line else None) from None
     try:
         nodes = _compose_all(text)
+    except RecursionError:
+        raise ComposeError(f"nested too deeply (more than {MAX_DEPTH} levels)", name) from None
     except _YamlFailure as exc:
         raise ComposeError(f"invalid YAML: {exc.message}", name, exc.line, exc.col) from None
     builder = _Builder(name)
-    return [builder.build(node) for node in nodes]
+    try:
+        return [builder.build(node) for node in nodes]
+    except RecursionError:  # MAX_DEPTH stops any real case first; this is the backstop
+        raise ComposeError(f"nested too deeply (more than {MAX_DEPTH} levels)", name) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from stackgen import files
 from stackgen.errors import StackgenError, format_spec_error
@@ -60,7 +62,29 @@ MAX_SPEC_BYTES = 256 * 1024
 MAX_SPEC_VALUES = 20_000
 
 
+# ruamel's scanner is quadratic in the depth of flow collections (`[[[[...`): 1000 levels took 1.5 s. A stack
+# description has two; brackets are counted before parsing (quoted or not: no stack.yaml value holds any).
+MAX_SPEC_FLOW_DEPTH = 64
+_BRACKETS = re.compile(r"[\[\]{}\n]")
+
+
+def _check_flow_depth(text: str, path: Path) -> None:
+    depth, line = 0, 1
+    for match in _BRACKETS.finditer(text):
+        char = match.group()
+        if char == "\n":
+            line += 1
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_SPEC_FLOW_DEPTH:
+                raise StackgenError(f"{path}:{line}: nested more than {MAX_SPEC_FLOW_DEPTH} brackets deep: "
+                                    "not a stack description")
+        else:
+            depth = max(depth - 1, 0)
+
+
 def parse_stack(text: str, path: Path) -> Stack:
+    _check_flow_depth(text, path)
     try:
         document = YAML(typ="rt").load(text)
     except RecursionError:
@@ -69,6 +93,15 @@ def parse_stack(text: str, path: Path) -> Stack:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise StackgenError(f"{where}: not valid YAML: {exc.problem}") from None
+    except ReaderError as exc:  # a control character: its offset, not a mark
+        line = text[: exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise StackgenError(f"{path}:{line}: not valid YAML: {exc.reason} (character {char})" if line
+                            else f"{path}: not valid YAML: {exc.reason}") from None
+    except (YAMLError, ValueError, IndexError, TypeError, AttributeError, KeyError) as exc:
+        # ruamel's scanner and constructor raise these on some invalid input (`"\U0011ffff"`, `!!int x`,
+        # `0x_`): the file is at fault, so the user gets what the parser said, never a traceback.
+        raise StackgenError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(document, dict):
         raise StackgenError(f"{path}:1: expected a mapping of stack settings")
     budget = [MAX_SPEC_VALUES]
@@ -154,7 +187,7 @@ def generate(directory: Path, force: bool = False, stack: Stack | None = None) -
     try:
         created, warning = files.ensure_secret(secret_path, lambda: secrets.token_hex(32).encode() + b"\n", NODE_RED_UID)
     except OSError as exc:
-        raise StackgenError(f"{secret_path}: cannot write the secret ({exc.strerror})") from None
+        raise StackgenError(f"{secret_path}: node_red.credential_secret_file: cannot write the secret ({exc.strerror})") from None
     if created:
         result.secrets_created.append(secret_path)
     if warning:
@@ -166,7 +199,7 @@ def generate(directory: Path, force: bool = False, stack: Stack | None = None) -
         try:
             _, warning = files.ensure_secret(dns_path, _must_exist, CERTBOT_UID)
         except OSError as exc:
-            raise StackgenError(f"{dns_path}: cannot secure the DNS credentials ({exc.strerror})") from None
+            raise StackgenError(f"{dns_path}: tls.dns_credentials_file: cannot secure the DNS credentials ({exc.strerror})") from None
         if warning:
             result.warnings.append(warning)
     result.backups = files.apply(plan, rendered, force=force)

@@ -171,7 +171,9 @@ URL_CREDENTIALS = Rule(
     compose_lint=("CL-0021",),
 )
 
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://([^/\s:@]*):([^/\s@]+)@")
+# The scheme is bounded: with `*`, a long run of letters without `://` (a 100 KB variable) made search()
+# quadratic, seconds per value (found by tests/unit/test_verify_fuzz.py's .env mutants).
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,63}://([^/\s:@]*):([^/\s@]+)@")
 
 
 @URL_CREDENTIALS.per_service

@@ -261,7 +261,7 @@ volumes: {certs: {}}
         ("services:\n  a:\n\timage: x\n", (3, 1), "invalid YAML"),
         ("apiVersion: v1\nkind: Pod\n", (1, 1), "not a compose file: unknown top-level key 'apiVersion'"),
         ("- just\n- a list\n", (1, 1), "not a compose file: expected a mapping"),
-        ("name: x\n", (1, 1), "not a compose file: no `services:`"),
+        ("name: x\nimage: alpine\n", (2, 1), "not a compose file: unknown top-level key 'image'"),
         ("services:\n  a:\n    image: x\n    priviliged: true\n", (4, 5), "unknown key 'priviliged'"),
         ("services:\n  a:\n    image: x\n    image: y\n", (4, 5), "duplicate key 'image'"),
         ("services:\n  a: just-a-string\n", (2, 3), "must be a mapping"),
