@@ -18,6 +18,7 @@ from stackgen.topology import (
     Mount,
     Network,
     Port,
+    Role,
     Service,
     Tmpfs,
     Topology,
@@ -207,5 +208,7 @@ def adopt_declared(observed: Topology, declared: Topology) -> None:
         svc.src, svc.fields = source.src, dict(source.fields)
         svc.suppressions = list(source.suppressions)
         svc.extensions = dict(source.extensions)
-        if source.role_from == "x-stackgen":
+        # The file knows more than a running container shows (its build context, routing labels, the
+        # user's x-stackgen): a role the file gave stands, unless the container itself says otherwise.
+        if source.role_from == "x-stackgen" or (svc.role is Role.OTHER and source.role is not Role.OTHER):
             svc.role, svc.role_from = source.role, source.role_from

@@ -38,6 +38,9 @@ FLAGS = (
     "--headless",
     "--no-sandbox",  # as root in a container there is no user namespace for the sandbox
     "--disable-gpu",
+    # --no-sandbox leaves the GPU process's own sandbox on; on some kernels (this CI machine's) it
+    # aborts ("sandbox_linux.cc: Check failed: Permission denied") and takes Chromium with it.
+    "--disable-gpu-sandbox",
     "--hide-scrollbars",
     "--force-device-scale-factor=1",  # one CSS pixel, one PNG pixel: the PNG is --window-size
     # Capture only once the page is laid out and painted: without these, a busy machine now and

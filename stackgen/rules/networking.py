@@ -217,7 +217,8 @@ MISSING_CONTEXT = Rule(
     file or the installer defines. Compose refuses such a file alone; stackgen judges it anyway, so a
     real flaw (Node-RED as root, 1880 published) is not hidden behind the missing context, and says
     what it assumed: an undefined network or volume is taken as external, a missing required variable
-    as "0".""",
+    as "0", a bare service body (no `services:` key, as forum posts and templates show it) as a
+    one-service file, a Compose v1 file's top-level services as `services:`.""",
     bad="""
         services:
           node-red:

@@ -156,3 +156,21 @@ def test_probe_refuses_to_leave_the_stacks_networks():
 
     with pytest.raises(ForbiddenTarget):
         live.run_probe_container(ctx, "img", "internal", {"targets": [["8.8.8.8", 53]], "timeout": 100})
+
+
+def test_a_role_the_file_gave_carries_over_to_the_running_container():
+    """A locally built Node-RED (build: ./node-red, image `myproj-app`) shows nothing of Node-RED when
+    running; the file's evidence must not be lost, or live verify would judge it as any service."""
+    from stackgen.topology import Service, Topology
+
+    declared = Topology(origin="file", services={
+        "app": Service("app", role=Role.NODE_RED, role_from="build"),
+        "proxy": Service("proxy", role=Role.EDGE, role_from="name"),
+    })
+    running = Topology(origin="engine", services={
+        "app": Service("app", role=Role.OTHER, role_from="none"),
+        "proxy": Service("proxy", role=Role.CERTBOT, role_from="image"),
+    })
+    observe.adopt_declared(running, declared)
+    assert running.services["app"].role is Role.NODE_RED and running.services["app"].role_from == "build"
+    assert running.services["proxy"].role is Role.CERTBOT, "what the running container itself shows wins over weaker file evidence"
