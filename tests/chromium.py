@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
 # The README's screenshots: name -> compose file (a hardened stack, and a weak one with a key store and a shared network).
 SCREENSHOTS = {
-    "report-hardened": CORPUS / "hardened.compose.yaml",
+    "report-hardened": ROOT / "compose" / "caddy" / "compose.yaml",  # the reference stack `stackgen init` writes
     "report-weak": CORPUS / "npm-shared-certs.compose.yaml",
 }
 
