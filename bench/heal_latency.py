@@ -160,7 +160,7 @@ def verify_child(directory: Path) -> dict[str, float]:
     """The drift watch's child process (live verify, cheap probes): its wall time, CPU and peak RSS."""
     import subprocess
 
-    from stackgen.supervisor import VERIFY_CHILD
+    from stackgen.supervise.supervisor import VERIFY_CHILD
 
     started = time.monotonic()
     child = subprocess.Popen([sys.executable, "-c", VERIFY_CHILD, str(directory), "cheap"], stdout=subprocess.DEVNULL)

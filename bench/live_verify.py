@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stackgen import engine as engines  # noqa: E402
-from stackgen.live import verify_live  # noqa: E402
-from stackgen.verify import verify  # noqa: E402
+from stackgen.live.checks import verify_live  # noqa: E402
+from stackgen.verify.pipeline import verify  # noqa: E402
 from tests.integration.harness import start_stack, stop_stack  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))

@@ -107,7 +107,7 @@ def stackgen_commands() -> list[tuple[str, list[str]]]:
     script = Path(sys.executable).with_name("stackgen")
     if script.exists() and subprocess.run([str(script), "verify", "--help"], capture_output=True).returncode == 0:
         commands.append(("stackgen verify", [str(script), "verify"]))
-    commands.append(("python -m stackgen.cli_verify", [sys.executable, "-m", "stackgen.cli_verify", "verify"]))
+    commands.append(("python -m stackgen.cli.verify", [sys.executable, "-m", "stackgen.cli.verify", "verify"]))
     return commands
 
 

@@ -18,10 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stackgen import engine as engines  # noqa: E402
-from stackgen import lifecycle, probes, stackdir  # noqa: E402
+from stackgen import stackdir  # noqa: E402
+from stackgen.operate import lifecycle
+from stackgen.live import probes
 from stackgen.errors import StackgenError  # noqa: E402
-from stackgen.live import verify_live  # noqa: E402
-from stackgen.passwords import hash_password  # noqa: E402
+from stackgen.live.checks import verify_live  # noqa: E402
+from stackgen.generate.passwords import hash_password  # noqa: E402
 from stackgen.spec import Stack  # noqa: E402
 from tests import acme  # noqa: E402
 from tests.images.build import pinned  # noqa: E402

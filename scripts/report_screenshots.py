@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stackgen.cli_verify import main  # noqa: E402
+from stackgen.cli.verify import main  # noqa: E402
 from tests import chromium  # noqa: E402
 
 WIDTH = 1200

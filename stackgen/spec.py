@@ -15,7 +15,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stackgen.contracts import load_contract
+from stackgen.images.contracts import load_contract
 
 SPEC_VERSION = 1
 
@@ -23,7 +23,7 @@ Edge = Literal["caddy", "nginx", "traefik"]
 TlsMode = Literal["certbot-http01", "certbot-dns01", "edge-acme", "internal", "files"]
 Platform = Literal["linux/amd64", "linux/arm64", "linux/arm/v7"]
 # Only providers with an official certbot plugin image (certbot/dns-<name>): the list is the
-# upstream contract's (stackgen/contracts/certbot-dns.yaml), so the two cannot drift apart.
+# upstream contract's (stackgen/images/contracts/certbot-dns.yaml), so the two cannot drift apart.
 DnsProvider = Literal[tuple(p.provider for p in load_contract("certbot-dns").plugins)]  # type: ignore[valid-type]
 
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"

@@ -20,9 +20,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
-from stackgen import files
+from stackgen.generate import files
 from stackgen.errors import StackgenError, format_spec_error
-from stackgen.render import CERTBOT_UID, NODE_RED_UID, render
+from stackgen.generate.render import CERTBOT_UID, NODE_RED_UID, render
 from stackgen.spec import Stack
 
 SPEC_NAME = "stack.yaml"

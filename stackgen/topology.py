@@ -6,7 +6,7 @@ nothing here knows about YAML: positions (`Source`) are optional on every
 field, filled by the compose loader and left empty by an engine loader.
 Plain dataclasses, not pydantic: `stackgen verify` must start fast.
 
-Loaders: `stackgen.compose_loader.load_compose` (files -> Topology). A loader
+Loaders: `stackgen.composefile.loader.load_compose` (files -> Topology). A loader
 from `docker inspect` output builds the same classes.
 """
 

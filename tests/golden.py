@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from stackgen.render import render
+from stackgen.generate.render import render
 from stackgen.spec import Stack
 from stackgen.stackdir import parse_stack
 

@@ -85,7 +85,7 @@ def score(case: Case, reported: set[tuple[str, str]], roles: dict[str, str]) -> 
 
 def measure(case: Case) -> tuple[set[tuple[str, str]], dict[str, str]]:
     """Verify one file with whichever `stackgen` is importable: active findings and roles."""
-    from stackgen.verify import verify
+    from stackgen.verify.pipeline import verify
 
     result = verify([case.path], environ={}, fail_on=None)
     reported = {(f.service or "(stack)", f.rule) for f in result.findings if not f.suppressed}

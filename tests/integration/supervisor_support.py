@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from stackgen.alerts import read_log
-from stackgen.supervise_config import Settings
-from stackgen.supervisor import Supervisor
+from stackgen.supervise.alerts import read_log
+from stackgen.supervise.config import Settings
+from stackgen.supervise.supervisor import Supervisor
 
 BASE_IMAGE = "stackgen-local/base:latest"
 SECOND = 1_000_000_000  # the engine's health timings are in nanoseconds

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from stackgen import probes
+from stackgen.live import probes
 from tests.integration.harness import LiveStack, start_stack, stop_stack
 
 pytestmark = pytest.mark.engine

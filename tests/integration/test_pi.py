@@ -31,10 +31,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stackgen.contracts import load_contract
-from stackgen import doctor, files
-from stackgen.cli import app
-from stackgen.images import DOCKER_LIST, DOCKER_MANIFEST, Entry, ImageRef, Platform, Registry, manifest_list
+from stackgen.images.contracts import load_contract
+from stackgen.images import doctor
+from stackgen.generate import files
+from stackgen.cli.app import app
+from stackgen.images.registry import DOCKER_LIST, DOCKER_MANIFEST, Entry, ImageRef, Platform, Registry, manifest_list
 from stackgen.stackdir import SPEC_NAME, dump_stack, load_stack
 from tests.integration.conftest import _unavailable
 

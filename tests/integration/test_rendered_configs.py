@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from stackgen.render import Context, render
+from stackgen.generate.render import Context, render
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH
 from tests.images import build

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from stackgen import probes
+from stackgen.live import probes
 from tests.integration.harness import LiveStack, start_stack, stop_stack
 
 pytestmark = pytest.mark.engine
@@ -122,7 +122,7 @@ def test_key_volume_read_only_in_edge_absent_in_node_red(stack: LiveStack):
 def test_node_red_deploys_flows_and_keeps_telemetry_off(stack: LiveStack):
     """The pinned Node-RED (5.x) behind our settings.js: a deployed HTTP-in flow answers through the edge,
     and an admin cannot switch telemetry on (settings.js makes `telemetryEnabled` read-only)."""
-    from stackgen.contracts import load_contract
+    from stackgen.images.contracts import load_contract
 
     token = stack.token()
     auth = {"Authorization": f"Bearer {token}"}
@@ -162,7 +162,7 @@ def test_a_generate_change_reaches_the_running_stack(stack: LiveStack):
     from ruamel.yaml import YAML
 
     from tests.integration.harness import runner
-    from stackgen.cli import app
+    from stackgen.cli.app import app
 
     before = {name: stack.container(name).id for name in ("node-red", "edge", "certbot")}
     extra = f"more-{stack.edge}.stackgen.test"
@@ -268,7 +268,7 @@ def test_up_names_the_failing_service_and_shows_its_logs(engine, local_images, t
     """A broken edge config: `up` exits 1, names the edge, and prints its last log lines."""
     from typer.testing import CliRunner
 
-    from stackgen.cli import app
+    from stackgen.cli.app import app
     from tests.images.build import pinned
     from tests.integration.harness import PASSWORD, free_port
 

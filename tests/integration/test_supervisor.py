@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stackgen import renewal
-from stackgen.alerts import read_log
-from stackgen.cli import app
+from stackgen.operate import renewal
+from stackgen.supervise.alerts import read_log
+from stackgen.cli.app import app
 from stackgen.stackdir import load_stack
 from tests.integration.conftest import _unavailable as unavailable
 from tests.integration.harness import LiveStack, start_stack, stop_stack
@@ -287,11 +287,11 @@ def test_near_expiry_certificate_alerts_and_clears(fresh_state, webhook):
 
 
 def test_drift_rogue_container_on_the_internal_network_alerts_within_one_interval(fresh_state, webhook):
-    """Depends on issue #5: stackgen.live.live_findings."""
+    """Depends on issue #5: stackgen.live.checks.live_findings."""
     try:
-        import stackgen.live  # noqa: F401
+        import stackgen.live.checks  # noqa: F401
     except ImportError:
-        pytest.fail("stackgen.live (issue #5) is missing: the drift watch has nothing to run", pytrace=False)
+        pytest.fail("stackgen.live.checks (issue #5) is missing: the drift watch has nothing to run", pytrace=False)
     stack = fresh_state
     interval = 10
     rogue = None

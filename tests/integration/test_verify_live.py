@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from stackgen import engine as engines
-from stackgen import firewall, lifecycle
-from stackgen.cli import app
+from stackgen.operate import firewall
+from stackgen.operate import lifecycle
+from stackgen.cli.app import app
 from tests.images.build import pinned
 from tests.integration.harness import LiveStack, start_stack, stop_stack
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from stackgen import build
-from stackgen.contracts import load_contract
-from stackgen.render import node_red_tag
+from stackgen.images import build
+from stackgen.images.contracts import load_contract
+from stackgen.generate.render import node_red_tag
 from stackgen.errors import StackgenError
-from stackgen.images import DOCKER_LIST, DOCKER_MANIFEST, Platform, Registry, Response, parse_index
+from stackgen.images.registry import DOCKER_LIST, DOCKER_MANIFEST, Platform, Registry, Response, parse_index
 from stackgen.spec import Stack
 from stackgen.stackdir import dump_stack, load_stack
 from tests.unit.test_images import FakeRegistry, linux

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stackgen import passwords
-from stackgen.cli import app
+from stackgen.generate import passwords
+from stackgen.cli.app import app
 from tests import invariants
 
 runner = CliRunner()

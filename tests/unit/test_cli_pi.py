@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stackgen.cli import app
+from stackgen.cli.app import app
 from stackgen.spec import Stack
 from stackgen.stackdir import dump_stack
 
@@ -20,7 +20,7 @@ def loopback_only(monkeypatch):
     """These tests may talk HTTP to loopback only: a lookup of a public registry fails the test loudly."""
     import socket
 
-    from stackgen.images import is_loopback
+    from stackgen.images.registry import is_loopback
 
     real = socket.create_connection
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.compose_loader import from_compose_json, load_compose
+from stackgen.composefile.loader import from_compose_json, load_compose
 from stackgen.topology import Topology
 from tests.unit.compose_cases import CASES
 

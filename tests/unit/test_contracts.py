@@ -1,4 +1,4 @@
-"""Rendered stacks held to the upstream image contracts (stackgen/contracts/*.yaml), without an engine.
+"""Rendered stacks held to the upstream image contracts (stackgen/images/contracts/*.yaml), without an engine.
 
 Each check here is a way a stack that passes every twin-based test could still fail on a user's
 machine with the official image: a command the image lacks, a file capability the kernel refuses
@@ -13,9 +13,9 @@ import typing
 
 import pytest
 
-from stackgen import renewal
-from stackgen.contracts import CONTRACT_NAMES, Contract, ContractError, all_contracts, load_contract, runs_on
-from stackgen.render import Context, compose_document, default_images, render
+from stackgen.operate import renewal
+from stackgen.images.contracts import CONTRACT_NAMES, Contract, ContractError, all_contracts, load_contract, runs_on
+from stackgen.generate.render import Context, compose_document, default_images, render
 from stackgen.spec import DnsProvider, Platform, Stack
 from tests.golden import EXAMPLE_HASH, combos, golden_stack
 from tests.unit.shell_commands import command_words, external_commands, healthcheck_commands
@@ -262,7 +262,7 @@ def test_armv7_gets_the_newest_node_red_that_still_publishes_it():
     tag = default_images(stack)["node-red"].rpartition(":")[2]
     assert contract.tags[0].major >= 5 and "linux/arm/v7" not in contract.tags[0].platforms
     assert tag == contract.tag_for("linux/arm/v7").tag and tag.startswith("4.")
-    from stackgen.render import version_notes
+    from stackgen.generate.render import version_notes
 
     assert "publishes no linux/arm/v7 image" in version_notes(stack)[0]
     assert version_notes(stack.model_copy(update={"platform": "linux/arm64"})) == []

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stackgen import doctor
-from stackgen.images import Platform
+from stackgen.images import doctor
+from stackgen.images.registry import Platform
 
 # As the kernel shows Debian's qemu-user-static registrations (recorded on the build machine).
 AARCH64 = """enabled

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.render import render
+from stackgen.generate.render import render
 from tests.golden import golden_stack
 
 GRACEFUL = {"caddy": "SIGTERM", "nginx": "SIGQUIT", "traefik": "SIGTERM"}

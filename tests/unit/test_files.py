@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stackgen import files, stackdir
+from stackgen import stackdir
+from stackgen.generate import files
 from stackgen.errors import StackgenError
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackgen.rules._hostpaths import root_equivalent, sensitive
+from stackgen.verify.rules._hostpaths import root_equivalent, sensitive
 
 
 @pytest.mark.parametrize("path", ["/", "/etc", "/etc/passwd", "/proc", "/sys", "/boot", "/root", "/home", "/home/alice",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from stackgen.errors import StackgenError
-from stackgen.images import (
+from stackgen.images.registry import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -38,7 +38,7 @@ from stackgen.images import (
     sha256_digest,
     stack_images,
 )
-from stackgen.contracts import load_contract
+from stackgen.images.contracts import load_contract
 from stackgen.spec import Stack
 
 DATA = Path(__file__).parent / "data" / "manifests"

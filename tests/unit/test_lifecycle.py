@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from stackgen import engine as engines
-from stackgen import firewall, lifecycle, probes, stackdir
+from stackgen import stackdir
+from stackgen.operate import firewall
+from stackgen.operate import lifecycle
+from stackgen.live import probes
 from stackgen.errors import StackgenError
-from stackgen.render import Context
+from stackgen.generate.render import Context
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH
 
@@ -115,7 +118,7 @@ def test_compose_binary_is_found():
 
 
 def test_compose_naming_the_failed_dependency_is_believed():
-    from stackgen.lifecycle import ServiceState, blamed_service
+    from stackgen.operate.lifecycle import ServiceState, blamed_service
 
     current = {"node-red": ServiceState("node-red", "running", "starting"), "edge": ServiceState("edge", "running", "starting")}
     stderr = "dependency failed to start: container proj-x-edge-1 is unhealthy\n"
@@ -150,7 +153,7 @@ def _die(code):
 def test_a_restarted_service_is_explained_by_its_exit_codes_not_its_current_state():
     """By the time compose gives up, a crash-looping edge is running again with health "starting":
     the engine's die events are what still say why (the CI flake of session 2)."""
-    from stackgen.lifecycle import why_failed
+    from stackgen.operate.lifecycle import why_failed
 
     engine = _EventsEngine([_die(1), _die(1), _die(2)])
     said = why_failed(engine, "proj-x", "edge", 1000.0, "did not start")
@@ -161,7 +164,7 @@ def test_a_restarted_service_is_explained_by_its_exit_codes_not_its_current_stat
 
 
 def test_one_exit_and_no_exit_are_said_plainly():
-    from stackgen.lifecycle import why_failed
+    from stackgen.operate.lifecycle import why_failed
 
     assert why_failed(_EventsEngine([_die(137)]), "p", "edge", 0, "x") == "exited with code 137"
     assert why_failed(_EventsEngine([]), "p", "edge", 0, "unhealthy: no answer") == "unhealthy: no answer"

@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from stackgen import live, observe
-from stackgen.rules import ALL_RULES, run_rules
+from stackgen.live import checks as live
+from stackgen.live import observe
+from stackgen.verify.rules import ALL_RULES, run_rules
 from stackgen.topology import Mount, Network, Port, Role, Service, Topology
 
 
@@ -152,7 +153,7 @@ def test_observed_service_from_inspect_uses_the_process_table():
 def test_probe_refuses_to_leave_the_stacks_networks():
     ctx = context(observed())
     ctx.networks = {"internal": {"Name": "p_internal", "IPAM": {"Config": [{"Subnet": "172.30.0.0/24"}]}}}
-    from stackgen.probes import ForbiddenTarget
+    from stackgen.live.probes import ForbiddenTarget
 
     with pytest.raises(ForbiddenTarget):
         live.run_probe_container(ctx, "img", "internal", {"targets": [["8.8.8.8", 53]], "timeout": 100})

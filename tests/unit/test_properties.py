@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stackgen.render import render
+from stackgen.generate.render import render
 from stackgen.spec import Stack
 from tests import invariants
 from tests.golden import EXAMPLE_HASH

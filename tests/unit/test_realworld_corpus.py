@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from stackgen.verify import verify
+from stackgen.verify.pipeline import verify
 from tests.realworld import CORPUS, JUDGED, cases, measure, score
 
 CASES = cases()

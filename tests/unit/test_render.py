@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.render import render
+from stackgen.generate.render import render
 from stackgen.spec import Stack
 from tests import golden, invariants
 

@@ -33,9 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from stackgen.compose_loader import load_compose
+from stackgen.composefile.loader import load_compose
 from stackgen.errors import format_spec_error, problems
-from stackgen.render import config_token, render
+from stackgen.generate.render import config_token, render
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH, combos, golden_stack
 from tests.unit import rendered_meaning
@@ -315,7 +315,7 @@ def test_every_hostile_fragment_at_the_start_middle_and_end_of_a_valid_value(pat
 
 
 def test_every_interpolation_in_a_config_blueprint_is_a_token_or_json():
-    root = Path(str(resources.files("stackgen") / "blueprints"))
+    root = Path(str(resources.files("stackgen.generate") / "blueprints"))
     found = 0
     for name in ("caddy/Caddyfile.j2", "nginx/nginx.conf.j2", "traefik/dynamic.yml.j2", "traefik/traefik.yml.j2",
                  "node-red/settings.js.j2"):

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from stackgen.render import INPUTS_LABEL, Context, compose_document, render
+from stackgen.generate.render import INPUTS_LABEL, Context, compose_document, render
 from stackgen.spec import Stack
 from tests.golden import combos, golden_stack
 
@@ -53,7 +53,7 @@ def test_a_domain_change_reaches_edge_and_certbot(edge):
 
 def test_the_label_covers_exactly_the_mounted_rendered_files():
     """Editing any one rendered file a service mounts changes that service's label, and no other's."""
-    from stackgen.render import config_files, stamp_inputs
+    from stackgen.generate.render import config_files, stamp_inputs
 
     stack = golden_stack("caddy", "certbot-http01")
     ctx = Context(stack)
@@ -100,7 +100,7 @@ def test_files_mode_with_cert_and_key_in_different_directories():
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root (CI runs as root)")
 def test_generate_hands_dns_credentials_to_certbots_uid(tmp_path):
     from stackgen import stackdir
-    from stackgen.render import CERTBOT_UID
+    from stackgen.generate.render import CERTBOT_UID
 
     credentials = tmp_path / "secrets" / "cloudflare.ini"
     credentials.parent.mkdir()

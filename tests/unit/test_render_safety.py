@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from stackgen.render import render, shell_word
+from stackgen.generate.render import render, shell_word
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH, golden_stack
 
@@ -29,7 +29,7 @@ HOSTILE = ["$(id)", "`id`", "${HOME}", "a;id", "a\nid", "a'b", 'a"b', "a b", "#x
 
 
 def test_every_interpolation_in_a_shell_blueprint_is_quoted_or_checked():
-    root = resources.files("stackgen") / "blueprints"
+    root = resources.files("stackgen.generate") / "blueprints"
     found = 0
     for path in Path(str(root)).rglob("*.sh.j2"):
         for expression in re.findall(r"\{\{(.*?)\}\}", path.read_text(), re.S):

@@ -13,15 +13,15 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-from stackgen import live
-from stackgen.cli import app
-from stackgen.cli_verify import main
-from stackgen.report import Finding, Severity, summarise
-from stackgen.report_elements import Element, place, placed, stores
-from stackgen.report_html import render_html
-from stackgen.rules import ALL_RULES, run_rules
+from stackgen.live import checks as live
+from stackgen.cli.app import app
+from stackgen.cli.verify import main
+from stackgen.verify.report import Finding, Severity, summarise
+from stackgen.verify.elements import Element, place, placed, stores
+from stackgen.verify.html import render_html
+from stackgen.verify.rules import ALL_RULES, run_rules
 from stackgen.topology import Mount, Network, Port, Role, Service, Topology, Volume
-from stackgen.verify import verify
+from stackgen.verify.pipeline import verify
 from tests.htmltree import Node, parse
 
 ROOT = Path(__file__).resolve().parents[2]

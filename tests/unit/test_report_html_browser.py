@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.cli_verify import main
-from stackgen.report import Severity, summarise
-from stackgen.report_html import render_html
+from stackgen.cli.verify import main
+from stackgen.verify.report import Severity, summarise
+from stackgen.verify.html import render_html
 from tests import chromium
 from tests.htmltree import parse
 from tests.unit.test_report_html import HOSTILE, hostile_topology

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from stackgen.cli import app
-from stackgen.report_mermaid import render_mermaid
-from stackgen.verify import verify
+from stackgen.cli.app import app
+from stackgen.verify.mermaid import render_mermaid
+from stackgen.verify.pipeline import verify
 
 ROOT = Path(__file__).resolve().parents[2]
 

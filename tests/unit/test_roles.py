@@ -14,9 +14,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stackgen.cli_verify import main, register
+from stackgen.cli.verify import main, register
 from stackgen.topology import Evidence, Role, infer_role
-from stackgen.verify import verify
+from stackgen.verify.pipeline import verify
 
 
 def judge(tmp_path: Path, text: str):
@@ -293,7 +293,7 @@ def test_explain_is_one_stack_at_a_time(tmp_path, capsys):
 
 
 def test_a_database_has_its_own_shape_in_the_diagram(tmp_path):
-    from stackgen.report_mermaid import render_mermaid
+    from stackgen.verify.mermaid import render_mermaid
 
     result = judge(tmp_path, REDIS_BRIDGE)
     assert '[("cache · database")]' in render_mermaid(result.topology, result.findings)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.report import Finding
-from stackgen.verify import verify
+from stackgen.verify.report import Finding
+from stackgen.verify.pipeline import verify
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.rules import ALL_RULES, Rule
-from stackgen.verify import verify
+from stackgen.verify.rules import ALL_RULES, Rule
+from stackgen.verify.pipeline import verify
 
 
 def active_rules(tmp_path: Path, text: str) -> set[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.rules import ALL_RULES, RETIRED, get_rule, rules_markdown
+from stackgen.verify.rules import ALL_RULES, RETIRED, get_rule, rules_markdown
 from stackgen.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,12 +93,12 @@ def test_kics_query_is_covered(kics: str) -> None:
 
 def test_docs_rules_md_is_current() -> None:
     doc = ROOT / "docs" / "rules.md"
-    assert doc.read_text() == rules_markdown(), "regenerate: python -m stackgen.rules > docs/rules.md"
+    assert doc.read_text() == rules_markdown(), "regenerate: python -m stackgen.verify.rules > docs/rules.md"
 
 
 def test_rules_read_only_the_topology() -> None:
     """Rules must judge a Topology alone (the engine loader will build one without YAML)."""
-    forbidden = {"stackgen.compose_loader", "stackgen.compose_yaml", "stackgen.compose_env", "yaml", "ruamel"}
+    forbidden = {"stackgen.composefile.loader", "stackgen.composefile.yaml_loader", "stackgen.composefile.env", "yaml", "ruamel"}
     for path in (ROOT / "stackgen" / "rules").glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

@@ -7,7 +7,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from stackgen.cli import app
+from stackgen.cli.app import app
 from stackgen.errors import StackgenError
 from stackgen.stackdir import MAX_SPEC_BYTES, load_stack
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stackgen.alerts import Alert, AlertBook, Dispatcher, JsonLog, read_log, webhook_request
+from stackgen.supervise.alerts import Alert, AlertBook, Dispatcher, JsonLog, read_log, webhook_request
 from tests.webhook_listener import Listener
 
 

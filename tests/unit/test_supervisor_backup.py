@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.contracts import load_contract
-from stackgen import backup, stackdir
+from stackgen.images.contracts import load_contract
+from stackgen import stackdir
+from stackgen.operate import backup
 from tests.golden import golden_stack
 
 

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from stackgen import stackdir
-from stackgen.cli import app
-from stackgen.supervise_config import Settings
-from stackgen.supervisor_state import StateStore
-from stackgen.systemd import unit_text
+from stackgen.cli.app import app
+from stackgen.supervise.config import Settings
+from stackgen.supervise.state import StateStore
+from stackgen.supervise.systemd import unit_text
 from tests.golden import golden_stack
 
 runner = CliRunner()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.alerts import read_log
-from stackgen.report import Finding, Severity
-from stackgen.supervise_config import Settings
-from stackgen.supervisor import Supervisor
-from stackgen.supervisor_state import read_state
+from stackgen.supervise.alerts import read_log
+from stackgen.verify.report import Finding, Severity
+from stackgen.supervise.config import Settings
+from stackgen.supervise.supervisor import Supervisor
+from stackgen.supervise.state import read_state
 
 PROJECT = "fakeproj"
 
@@ -273,7 +273,7 @@ def test_state_directory_is_private_and_locked(directory):
     supervisor, thread = start(directory, engine)
     try:
         assert (directory / ".stackgen-supervisor").stat().st_mode & 0o777 == 0o700
-        from stackgen.supervisor_state import StateError
+        from stackgen.supervise.state import StateError
 
         with pytest.raises(StateError, match="another stackgen supervisor"):
             Supervisor(directory, Settings(), connect=engine.connect).store.acquire()
@@ -283,7 +283,7 @@ def test_state_directory_is_private_and_locked(directory):
 
 def test_no_busy_loop_while_jobs_are_due_but_cannot_run(tmp_path):
     from stackgen import stackdir
-    from stackgen.supervisor import IDLE_WAKE
+    from stackgen.supervise.supervisor import IDLE_WAKE
     from tests.golden import golden_stack
 
     directory = tmp_path / "stack"

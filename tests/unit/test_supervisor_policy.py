@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stackgen.alerts import AlertBook
-from stackgen.supervise_config import Settings
-from stackgen.supervisor import ContainerEvent, HealPolicy, Observed, dependents_from_compose
+from stackgen.supervise.alerts import AlertBook
+from stackgen.supervise.config import Settings
+from stackgen.supervise.supervisor import ContainerEvent, HealPolicy, Observed, dependents_from_compose
 
 
 class Clock:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from stackgen import renewal
+from stackgen.operate import renewal
 from tests.golden import golden_stack
 
 
@@ -218,6 +218,6 @@ def test_the_file_check_runs_in_a_sidecar_like_python(tmp_path):
 
 
 def test_edge_tls_port_matches_the_renderer():
-    from stackgen import render
+    from stackgen.generate import render
 
     assert renewal.HTTPS_INSIDE == render.HTTPS_INSIDE

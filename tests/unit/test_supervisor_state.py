@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from stackgen.errors import StackgenError
-from stackgen.supervise_config import Settings, format_duration, load_settings, non_default_options, parse_duration
-from stackgen.supervisor_state import StateError, StateStore, read_state
+from stackgen.supervise.config import Settings, format_duration, load_settings, non_default_options, parse_duration
+from stackgen.supervise.state import StateError, StateStore, read_state
 
 
 def test_state_round_trip_is_atomic_and_private(tmp_path):
@@ -53,7 +53,7 @@ def test_one_supervisor_per_directory(tmp_path):
     try:
         assert first.locked_by_other()
         code = (
-            "import sys; from pathlib import Path; from stackgen.supervisor_state import StateStore, StateError\n"
+            "import sys; from pathlib import Path; from stackgen.supervise.state import StateStore, StateError\n"
             f"try:\n    StateStore(Path({str(tmp_path)!r})).acquire()\nexcept StateError as e:\n    print(e); sys.exit(3)\n"
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.getcwd())

@@ -12,7 +12,7 @@ import re
 import pytest
 import yaml
 
-from stackgen.render import render
+from stackgen.generate.render import render
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH, golden_stack
 

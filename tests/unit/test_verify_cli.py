@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stackgen.cli_verify import fast_path, main, register
+from stackgen.cli.verify import fast_path, main, register
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEAN = """\
@@ -149,7 +149,7 @@ def test_fast_path_matches_typer(capsys: pytest.CaptureFixture[str]) -> None:
 def test_module_entry_point_runs_without_typer_or_pydantic(tmp_path: Path) -> None:
     write("compose.yaml", CRITICAL)
     code = (
-        "import sys; from stackgen.cli_verify import main; rc = main(['verify', 'compose.yaml']); "
+        "import sys; from stackgen.cli.verify import main; rc = main(['verify', 'compose.yaml']); "
         "heavy = [m for m in ('typer', 'pydantic', 'docker', 'rich') if m in sys.modules]; "
         "print('HEAVY', heavy); sys.exit(rc)"
     )
@@ -169,7 +169,7 @@ def test_console_entry_and_module_exit_codes_and_output(tmp_path: Path) -> None:
     write("compose.yaml", CRITICAL)
     env = {"PYTHONPATH": str(ROOT)}
     module = subprocess.run(
-        [sys.executable, "-m", "stackgen.cli_verify", "verify", "compose.yaml"],
+        [sys.executable, "-m", "stackgen.cli.verify", "verify", "compose.yaml"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -177,20 +177,20 @@ def test_console_entry_and_module_exit_codes_and_output(tmp_path: Path) -> None:
     )
     assert module.returncode == 1 and "SG102" in module.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "stackgen.cli_verify", "verify", "nope.yaml"],
+        [sys.executable, "-m", "stackgen.cli.verify", "verify", "nope.yaml"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         env=env,
     )
     assert bad.returncode == 2 and "nope.yaml" in bad.stderr
-    code = "import sys; sys.argv = ['stackgen', 'rules']; from stackgen.cli_verify import entry; entry()"
+    code = "import sys; sys.argv = ['stackgen', 'rules']; from stackgen.cli.verify import entry; entry()"
     listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert listed.returncode == 0 and "SG110" in listed.stdout
 
 
 def test_compose_file_variable_names_the_default_files(tmp_path: Path) -> None:
-    from stackgen.verify import verify
+    from stackgen.verify.pipeline import verify
 
     write("a.yaml", CLEAN)
     write("b.yaml", "services:\n  app:\n    user: root\n")

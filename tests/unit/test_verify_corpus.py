@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.verify import verify
+from stackgen.verify.pipeline import verify
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted((ROOT / "tests" / "corpus").glob("*.compose.yaml"))

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stackgen.compose_env import InterpolationError, parse_dotenv, substitute
-from stackgen.compose_yaml import ComposeError
+from stackgen.composefile.env import InterpolationError, parse_dotenv, substitute
+from stackgen.composefile.yaml_loader import ComposeError
 
 ENV = {"SET": "value", "EMPTY": ""}
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stackgen.cli import app
-from stackgen.compose_loader import load_model
-from stackgen.compose_yaml import ComposeError
-from stackgen.verify import verify
+from stackgen.cli.app import app
+from stackgen.composefile.loader import load_model
+from stackgen.composefile.yaml_loader import ComposeError
+from stackgen.verify.pipeline import verify
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

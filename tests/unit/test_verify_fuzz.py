@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stackgen.cli import app
-from stackgen.compose_yaml import ComposeError
+from stackgen.cli.app import app
+from stackgen.composefile.yaml_loader import ComposeError
 from stackgen.errors import StackgenError
 from stackgen.stackdir import dump_stack
-from stackgen.verify import verify
+from stackgen.verify.pipeline import verify
 from tests.golden import EXAMPLE_HASH, combos, golden_stack
 from tests.unit import mutants
 
@@ -124,8 +124,8 @@ def test_stack_yaml_mutants_generate_everything_or_exit_2_naming_the_file(tmp_pa
 
 
 def test_init_with_a_hostile_flag_value_exits_0_or_2_naming_the_flag(tmp_path, monkeypatch, record_property):
-    from stackgen import passwords
-    from stackgen.cli import FLAG_OF_FIELD
+    from stackgen.generate import passwords
+    from stackgen.cli.app import FLAG_OF_FIELD
     from tests.unit.test_render_hostile import FRAGMENTS
 
     monkeypatch.setattr(passwords, "hash_password", lambda password: EXAMPLE_HASH)  # bcrypt is not what is tested

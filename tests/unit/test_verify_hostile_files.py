@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.compose_yaml import ComposeError
-from stackgen.verify import verify
+from stackgen.composefile.yaml_loader import ComposeError
+from stackgen.verify.pipeline import verify
 
 SERVICE = "services:\n  app:\n    image: alpine:3.20\n"
 
@@ -66,7 +66,7 @@ def test_an_env_file_with_a_latin1_byte_is_read(tmp_path):
 def test_cli_exits_2_without_traceback(tmp_path):
     from typer.testing import CliRunner
 
-    from stackgen.cli import app
+    from stackgen.cli.app import app
 
     path = compose(tmp_path, SERVICE + "    env_file: /dev/zero\n")
     result = CliRunner().invoke(app, ["verify", str(path)])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.compose_loader import find_compose_files, load_compose, parse_bytes
-from stackgen.compose_yaml import ComposeError, parse_yaml
+from stackgen.composefile.loader import find_compose_files, load_compose, parse_bytes
+from stackgen.composefile.yaml_loader import ComposeError, parse_yaml
 from stackgen.topology import Role
 from tests.unit.compose_cases import CASES
 

@@ -9,12 +9,12 @@ import jsonschema
 import pytest
 
 from stackgen import __version__
-from stackgen.report import Severity, render_json, render_sarif, render_text
-from stackgen.rules import ALL_RULES
-from stackgen.verify import UsageError, parse_cli_ignore, parse_fail_on, verify
+from stackgen.verify.report import Severity, render_json, render_sarif, render_text
+from stackgen.verify.rules import ALL_RULES
+from stackgen.verify.pipeline import UsageError, parse_cli_ignore, parse_fail_on, verify
 
 ROOT = Path(__file__).resolve().parents[2]
-SARIF_SCHEMA = json.loads((ROOT / "stackgen" / "schemas" / "sarif-schema-2.1.0.json").read_text())
+SARIF_SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
 
 STACK = """\
 services:

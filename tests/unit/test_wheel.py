@@ -19,9 +19,10 @@ def test_wheel_ships_blueprints_and_runs_init(tmp_path: Path):
     assert build.returncode == 0, build.stderr
     wheel = next((tmp_path / "dist").glob("stackgen-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for expected in ("stackgen/blueprints/caddy/Caddyfile.j2", "stackgen/blueprints/nginx/nginx.conf.j2",
-                     "stackgen/blueprints/traefik/dynamic.yml.j2", "stackgen/schemas/sarif-schema-2.1.0.json"):
+    for expected in ("stackgen/generate/blueprints/caddy/Caddyfile.j2", "stackgen/generate/blueprints/nginx/nginx.conf.j2",
+                     "stackgen/generate/blueprints/traefik/dynamic.yml.j2", "stackgen/images/contracts/node-red.yaml"):
         assert expected in names, expected
+    assert not any("sarif-schema" in n for n in names), "the SARIF schema is test data, not part of the product"
     assert not any(n.startswith("tests/") for n in names)
     target = tmp_path / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], capture_output=True, text=True)
@@ -30,7 +31,7 @@ def test_wheel_ships_blueprints_and_runs_init(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(target)}
     code = (
         "import stackgen, sys; assert stackgen.__file__.startswith(sys.argv[1]), stackgen.__file__; "
-        "from stackgen.cli_verify import entry; sys.argv = sys.argv[1:]; sys.argv[0] = 'stackgen'; entry()"
+        "from stackgen.cli.verify import entry; sys.argv = sys.argv[1:]; sys.argv[0] = 'stackgen'; entry()"
     )
     run = subprocess.run(
         [sys.executable, "-c", code, str(target), "init", str(tmp_path / "stack"), "--non-interactive", "--domain", "w.example.org",

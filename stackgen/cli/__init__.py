@@ -1,0 +1,1 @@
+"""stackgen.cli.app."""

@@ -1,0 +1,183 @@
+"""What only a running stack can show: the outcomes of `verify --live`'s probes.
+
+These rules have no check over a Topology: `stackgen.live.checks` runs the probes and
+reports through them, so their ids, severities, documentation and suppressions
+work exactly as the static rules' do (`stackgen rules SG302`).
+"""
+
+from __future__ import annotations
+
+from stackgen.verify.report import Severity
+from stackgen.verify.rules import Rule
+
+REACHABILITY = Rule(
+    id="SG301",
+    name="reachability-mismatch",
+    severity=Severity.CRITICAL,
+    title="A connection the security model forbids succeeded (or one it needs failed)",
+    why="""The reachability matrix opens real TCP connections from every project network and from the
+    host to every service port. Node-RED's port must open only from the network it shares with the edge;
+    anything else reaching it bypasses the edge's TLS and authentication.""",
+    bad="""
+        # from a container on the public network: connect node-red:1880 -> open
+    """,
+    good="""
+        # node-red:1880 opens only from the internal network it shares with the edge
+    """,
+    fix="Remove the path the matrix shows (a network attachment, a published port, a missing host firewall rule).",
+    kind="probe",
+)
+
+HOST_GATEWAY = Rule(
+    id="SG302",
+    name="host-gateway-hole",
+    severity=Severity.HIGH,
+    title="Internal network reaches the host through its bridge gateway",
+    why="""Docker's `internal: true` drops forwarded traffic only: a container on an internal network
+    still reaches every service the host listens on through the bridge's gateway address (SSH, a
+    database bound to 0.0.0.0, the Docker API on TCP). Node-RED can then attack the host.""",
+    bad="""
+        # inside node-red: connect <internal gateway>:PORT -> open (a listener on the host)
+    """,
+    good="""
+        # inside node-red: connect <internal gateway>:PORT -> blocked
+    """,
+    fix="As root: `stackgen up DIR` inserts `iptables -I INPUT -i <bridge> -j DROP` for the internal bridge (the finding prints the exact rule).",
+    kind="probe",
+)
+
+EGRESS = Rule(
+    id="SG303",
+    name="egress-open",
+    severity=Severity.HIGH,
+    title="Node-RED has a way out although egress is denied",
+    why="""With egress denied, a compromised Node-RED must not be able to fetch tools or exfiltrate: it
+    should have no default route and reach nothing off its internal network.""",
+    bad="""
+        # inside node-red: /proc/net/route has a default route; a canary on another network answers
+    """,
+    good="""
+        # no default route; the canary and the host gateway are unreachable
+    """,
+    fix="Attach Node-RED only to internal networks (set `node_red.egress: false` and regenerate).",
+    kind="probe",
+)
+
+KEYS = Rule(
+    id="SG304",
+    name="key-exposed",
+    severity=Severity.CRITICAL,
+    title="Private key readable or writable where it must not be",
+    why="""The key is private: only the certificate sidecar writes it, the edge reads it, nobody else
+    sees it. Probed from inside the containers, not from the file.""",
+    bad="""
+        # inside node-red: /etc/letsencrypt/live/NAME/privkey.pem is readable
+    """,
+    good="""
+        # absent in node-red; read-only in the edge; mode 0600/0640 in the sidecar
+    """,
+    fix="Mount the key volume only in the sidecar (rw) and the edge (ro); let the deploy hook set mode 0640 group 1500.",
+    kind="probe",
+)
+
+CERTIFICATE = Rule(
+    id="SG305",
+    name="certificate-invalid",
+    severity=Severity.HIGH,
+    title="Served certificate does not match, does not chain, or expires soon",
+    why="""Browsers reject a certificate for another name or from an untrusted CA, and users learn to
+    click through warnings. An expiring one means renewal is failing.""",
+    bad="""
+        # openssl s_client -servername nodered.example.org: CN=other.example.org, expires in 3 days
+    """,
+    good="""
+        # the served chain verifies for every domain and is valid for more than --min-days
+    """,
+    fix="Check the sidecar's logs (`docker compose logs certbot`) and force a renewal (`docker compose exec certbot certbot renew --force-renewal`).",
+    kind="probe",
+)
+
+TLS_PROTOCOL = Rule(
+    id="SG306",
+    name="old-tls-accepted",
+    severity=Severity.HIGH,
+    title="Edge accepts TLS older than 1.2",
+    why="TLS 1.0 and 1.1 are deprecated (RFC 8996) and allow downgrade attacks.",
+    bad="""
+        # a TLS 1.1 handshake with the edge succeeds
+    """,
+    good="""
+        # only TLS 1.2 and 1.3 handshakes succeed
+    """,
+    fix="Regenerate the edge config from stack.yaml (`stackgen generate`): it sets TLS 1.2 as the minimum.",
+    kind="probe",
+)
+
+HTTP_POLICY = Rule(
+    id="SG307",
+    name="https-policy",
+    severity=Severity.MEDIUM,
+    title="HTTP does not redirect to HTTPS, or HSTS is missing",
+    why="""Without the redirect and HSTS a user's first request, or a stripped link, travels in clear
+    text, session cookie included.""",
+    bad="""
+        # curl -I http://nodered.example.org/ -> 200; no Strict-Transport-Security on HTTPS
+    """,
+    good="""
+        # 301/308 to https://; Strict-Transport-Security: max-age=31536000
+    """,
+    fix="Regenerate the edge config from stack.yaml (`stackgen generate`).",
+    kind="probe",
+)
+
+ADMIN_AUTH = Rule(
+    id="SG308",
+    name="admin-auth-off",
+    severity=Severity.CRITICAL,
+    title="Node-RED's admin API answers without authentication",
+    why="""Node-RED's admin API deploys flows, and a flow can run any command: without adminAuth anyone
+    who reaches the edge owns the container.""",
+    bad="""
+        # curl https://nodered.example.org/flows -> 200 without a token
+    """,
+    good="""
+        # curl https://nodered.example.org/flows -> 401
+    """,
+    fix="Regenerate settings.js from stack.yaml (`stackgen generate`): it sets adminAuth with the bcrypt hash.",
+    kind="probe",
+)
+
+WEBSOCKET = Rule(
+    id="SG309",
+    name="websocket-broken",
+    severity=Severity.LOW,
+    title="The editor's websocket does not upgrade through the edge",
+    why="Without the /comms websocket the editor cannot show deploy results or debug output.",
+    bad="""
+        # GET /comms with Upgrade: websocket -> 400
+    """,
+    good="""
+        # -> 101 Switching Protocols
+    """,
+    fix="Regenerate the edge config (`stackgen generate`): it forwards Upgrade/Connection headers.",
+    kind="probe",
+)
+
+PROXY_SCOPE = Rule(
+    id="SG310",
+    name="proxy-scope",
+    severity=Severity.MEDIUM,
+    title="A path outside Node-RED is proxied somewhere else",
+    why="""The edge must send requests for the stack's domains to Node-RED only (and unknown hosts
+    nowhere): an extra route exposes a service nobody hardened.""",
+    bad="""
+        # GET /stackgen-probe-xyz -> 200 from another backend
+    """,
+    good="""
+        # GET /stackgen-probe-xyz -> Node-RED's own 404
+    """,
+    fix="Remove the extra route from the edge config, or regenerate it (`stackgen generate`).",
+    kind="probe",
+)
+
+RULES = (REACHABILITY, HOST_GATEWAY, EGRESS, KEYS, CERTIFICATE, TLS_PROTOCOL, HTTP_POLICY, ADMIN_AUTH, WEBSOCKET, PROXY_SCOPE)
