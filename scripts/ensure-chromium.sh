@@ -1,6 +1,6 @@
 #!/bin/bash
 # Make sure a headless Chromium is installed: the HTML report's test renders the page with it
-# (tests/unit/test_report_html_browser.py) and `scripts/report_screenshots.py` takes the
+# (tests/unit/verify/test_report_html_browser.py) and `scripts/report_screenshots.py` takes the
 # README's screenshots with it.
 #
 # Idempotent: a `chromium` (or $STACKGEN_CHROMIUM) that runs is reused. Otherwise Debian's

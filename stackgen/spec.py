@@ -31,7 +31,7 @@ LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
 # Every pattern below is applied with `fullmatch`, never `match`: a pattern's `$` also matches before a
 # trailing newline, and `ops@example.org\n` got through to break settings.js, the Caddyfile and Traefik's
-# YAML (found by tests/unit/test_render_hostile.py).
+# YAML (found by tests/unit/generate/test_render_hostile.py).
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"^(\*\.)?({_LABEL}\.)+{_LABEL}$")
 _PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -1,6 +1,6 @@
 """Headless Chromium for the HTML report: screenshots, the rendered DOM, and what the page tried to load.
 
-Shared by `tests/unit/test_report_html_browser.py` (checks) and `scripts/report_screenshots.py`
+Shared by `tests/unit/verify/test_report_html_browser.py` (checks) and `scripts/report_screenshots.py`
 (writes docs/report-*.png), so the README's pictures come from the code path the test checks.
 
 Chromium must never reach the network: the page is a file:// URL with a CSP that allows nothing

@@ -152,7 +152,7 @@ def test_break_node_red_joins_the_public_network(caddy: LiveStack):
 def test_html_report_of_a_broken_live_stack_draws_it_and_marks_the_matrix(caddy: LiveStack, tmp_path: Path):
     """`--live --format html`: the running topology drawn, SG207 on the network, the mismatched cell in red."""
     from tests.htmltree import parse
-    from tests.unit.test_report_html import assert_self_contained, rules_in
+    from tests.unit.verify.test_report_html import assert_self_contained, rules_in
 
     network = caddy.network("public")
     network.connect(caddy.container("node-red"))

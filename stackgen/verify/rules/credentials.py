@@ -172,7 +172,7 @@ URL_CREDENTIALS = Rule(
 )
 
 # The scheme is bounded: with `*`, a long run of letters without `://` (a 100 KB variable) made search()
-# quadratic, seconds per value (found by tests/unit/test_verify_fuzz.py's .env mutants).
+# quadratic, seconds per value (found by tests/unit/composefile/test_verify_fuzz.py's .env mutants).
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,63}://([^/\s:@]*):([^/\s@]+)@")
 
 

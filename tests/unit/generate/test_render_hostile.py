@@ -38,7 +38,7 @@ from stackgen.errors import format_spec_error, problems
 from stackgen.generate.render import config_token, render
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH, combos, golden_stack
-from tests.unit import rendered_meaning
+from tests.support import rendered_meaning
 
 EXAMPLES = 40
 
@@ -382,7 +382,7 @@ def test_values_the_property_found_are_refused_naming_their_field(path, mode, va
 
 
 def test_the_lexers_see_what_a_value_would_break():
-    from tests.unit import config_lexers as lex
+    from tests.support import config_lexers as lex
 
     plain = lex.nginx_directives("http {\n    server_name a.org b.org;\n}\n")
     broken = lex.nginx_directives("http {\n    server_name a.org;include /etc/passwd; b.org;\n}\n")

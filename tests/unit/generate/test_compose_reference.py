@@ -17,9 +17,9 @@ import pytest
 
 from stackgen.composefile.loader import from_compose_json, load_compose
 from stackgen.topology import Topology
-from tests.unit.compose_cases import CASES
+from tests.support.compose_cases import CASES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = shutil.which("docker-compose")
 CORPUS = sorted((ROOT / "tests" / "corpus").glob("*.compose.yaml"))
 RENDERED = sorted((ROOT / "compose").glob("*/compose.yaml"))

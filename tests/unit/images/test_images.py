@@ -41,7 +41,7 @@ from stackgen.images.registry import (
 from stackgen.images.contracts import load_contract
 from stackgen.spec import Stack
 
-DATA = Path(__file__).parent / "data" / "manifests"
+DATA = Path(__file__).parent.parent / "data" / "manifests"
 HASH = "$2b$10$8Rl3dm2WS59eF2aCdMwpQeBH22YmBKPmoeO.UTSxEMBtlgrKOYLfS"
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from stackgen.cli.verify import fast_path, main, register
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CLEAN = """\
 services:
   app:

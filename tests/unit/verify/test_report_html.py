@@ -1,7 +1,7 @@
 """`verify --format html`: one self-contained page, the topology drawn, each finding on its element (issue 11, part 6).
 
 What the page must show is checked on the parsed page (tests/htmltree.py); that a browser draws it
-is tests/unit/test_report_html_browser.py.
+is tests/unit/verify/test_report_html_browser.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from stackgen.topology import Mount, Network, Port, Role, Service, Topology, Vol
 from stackgen.verify.pipeline import verify
 from tests.htmltree import Node, parse
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT / "tests" / "corpus"
 HOSTILE = "<script>alert(1)</script>"
 

@@ -31,9 +31,9 @@ from stackgen.errors import StackgenError
 from stackgen.stackdir import dump_stack
 from stackgen.verify.pipeline import verify
 from tests.golden import EXAMPLE_HASH, combos, golden_stack
-from tests.unit import mutants
+from tests.support import mutants
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CORPUS = sorted((ROOT / "tests" / "corpus").glob("*.compose.yaml")) + sorted((ROOT / "tests" / "golden").glob("*/compose.yaml"))
 SEED = 11
 BUDGET = {"compose": 1500, "stack.yaml": 300, "init": 60, ".env": 500}
@@ -126,7 +126,7 @@ def test_stack_yaml_mutants_generate_everything_or_exit_2_naming_the_file(tmp_pa
 def test_init_with_a_hostile_flag_value_exits_0_or_2_naming_the_flag(tmp_path, monkeypatch, record_property):
     from stackgen.generate import passwords
     from stackgen.cli.app import FLAG_OF_FIELD
-    from tests.unit.test_render_hostile import FRAGMENTS
+    from tests.unit.generate.test_render_hostile import FRAGMENTS
 
     monkeypatch.setattr(passwords, "hash_password", lambda password: EXAMPLE_HASH)  # bcrypt is not what is tested
     (tmp_path / "pw").write_text("a-long-enough-password\n")

@@ -13,7 +13,7 @@ from stackgen.cli.app import app
 from stackgen.verify.pipeline import verify
 from stackgen.verify.each import stacks, verify_each
 
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_sarif_carries_every_file(repo, tmp_path):
     result = CliRunner().invoke(app, ["verify", "--each", str(repo), "--format", "sarif", "-o", str(out)])
     assert result.exit_code == 2
     log = json.loads(out.read_text())
-    schema = json.loads((Path(__file__).resolve().parents[1] / "data" / "sarif-schema-2.1.0.json").read_text())
+    schema = json.loads((Path(__file__).resolve().parents[2] / "data" / "sarif-schema-2.1.0.json").read_text())
     jsonschema.validate(log, schema)
     run = log["runs"][0]
     uris = {a["location"]["uri"] for a in run["artifacts"]}

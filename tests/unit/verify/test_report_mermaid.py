@@ -11,7 +11,7 @@ from stackgen.cli.app import app
 from stackgen.verify.mermaid import render_mermaid
 from stackgen.verify.pipeline import verify
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_reference_stack_diagram_shows_networks_roles_ports_and_the_key_volume():

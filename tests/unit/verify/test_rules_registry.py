@@ -11,7 +11,7 @@ import pytest
 from stackgen.verify.rules import ALL_RULES, RETIRED, get_rule, rules_markdown
 from stackgen.topology import Topology
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 # compose-lint 0.36's rules and KICS's docker-compose queries (by id prefix): each must be
 # covered by at least one stackgen rule (docs/rules.md says which, and how closely).

@@ -9,7 +9,7 @@ import pytest
 from stackgen.composefile.loader import find_compose_files, load_compose, parse_bytes
 from stackgen.composefile.yaml_loader import ComposeError, parse_yaml
 from stackgen.topology import Role
-from tests.unit.compose_cases import CASES
+from tests.support.compose_cases import CASES
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """Small lexers for the configuration languages stackgen renders, for the hostile-input property
-(tests/unit/test_render_hostile.py): what a value turns into once the real program reads the file.
+(tests/unit/generate/test_render_hostile.py): what a value turns into once the real program reads the file.
 
 Each follows its upstream lexer's rules closely enough to tell "one token at the intended place" from
 "broke out into syntax"; none evaluates anything. A construct they do not model (a Caddyfile heredoc,

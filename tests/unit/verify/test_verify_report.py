@@ -13,7 +13,7 @@ from stackgen.verify.report import Severity, render_json, render_sarif, render_t
 from stackgen.verify.rules import ALL_RULES
 from stackgen.verify.pipeline import UsageError, parse_cli_ignore, parse_fail_on, verify
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SARIF_SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
 
 STACK = """\

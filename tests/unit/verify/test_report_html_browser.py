@@ -17,7 +17,7 @@ from stackgen.verify.report import Severity, summarise
 from stackgen.verify.html import render_html
 from tests import chromium
 from tests.htmltree import parse
-from tests.unit.test_report_html import HOSTILE, hostile_topology
+from tests.unit.verify.test_report_html import HOSTILE, hostile_topology
 
 pytestmark = pytest.mark.browser
 

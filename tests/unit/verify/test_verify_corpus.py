@@ -15,7 +15,7 @@ import pytest
 
 from stackgen.verify.pipeline import verify
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CORPUS = sorted((ROOT / "tests" / "corpus").glob("*.compose.yaml"))
 RENDERED = sorted((ROOT / "compose").glob("*/compose.yaml"))
 

@@ -22,7 +22,7 @@ def active_rules(tmp_path: Path, text: str) -> set[str]:
     return {f.rule for f in result.findings if not f.suppressed}
 
 
-STATIC = [r for r in ALL_RULES if r.kind == "static"]  # drift and probe rules: tests/unit/test_live.py
+STATIC = [r for r in ALL_RULES if r.kind == "static"]  # drift and probe rules: tests/unit/live/test_live.py
 
 
 @pytest.mark.parametrize("rule", STATIC, ids=[r.id for r in STATIC])

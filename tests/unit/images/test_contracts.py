@@ -18,7 +18,7 @@ from stackgen.images.contracts import CONTRACT_NAMES, Contract, ContractError, a
 from stackgen.generate.render import Context, compose_document, default_images, render
 from stackgen.spec import DnsProvider, Platform, Stack
 from tests.golden import EXAMPLE_HASH, combos, golden_stack
-from tests.unit.shell_commands import command_words, external_commands, healthcheck_commands
+from tests.support.shell_commands import command_words, external_commands, healthcheck_commands
 
 PLATFORMS = typing.get_args(Platform)
 SERVICE_CONTRACT = {"node-red": "node-red", "certbot": "certbot"}

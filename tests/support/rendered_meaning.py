@@ -33,7 +33,7 @@ from stackgen.images import build
 from stackgen.composefile.env import InterpolationError, substitute
 from stackgen.generate.render import Context, compose_document, config_files, render
 from stackgen.spec import Stack
-from tests.unit import config_lexers as lex
+from tests.support import config_lexers as lex
 
 LETSENCRYPT = "/etc/letsencrypt/live"
 TLS_FILES = "/etc/stackgen/tls"
