@@ -1,4 +1,4 @@
-"""The one place that talks to Docker: the SDK client and the `docker compose` CLI.
+"""The one place that talks to Docker: the SDK client, the `docker compose` CLI, the label look-ups.
 
 Why one place: tests fake it, error messages about a missing engine are
 written once, and nothing else in stackgen needs to know how the engine is
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stackgen.constants import NETWORK_LABEL, NUMBER_LABEL, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, VOLUME_LABEL
 from stackgen.errors import StackgenError
 
 if TYPE_CHECKING:  # the SDK is imported lazily: `verify` must not pay for it
@@ -83,13 +84,59 @@ def compose(directory: Path, *args: str, project: str | None = None, check: bool
     return result
 
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
+# --- label look-ups: how stackgen finds what Compose created for a project -----------------------
+# Compose marks every container, network and volume it creates with the project and the key the
+# compose file gave it. Every look-up goes through these few functions, so the label names and the
+# filter shape (a list of `key=value`, all of which must match) are written once.
+
+
+def label_filter(project: str, **keys: str) -> dict[str, list[str]]:
+    """`filters=` for the engine's list calls: the project, plus e.g. `service="edge"` (`SERVICE_LABEL=edge`)."""
+    labels = [f"{PROJECT_LABEL}={project}"]
+    for kind, value in keys.items():
+        labels.append(f"{_LABEL_OF[kind]}={value}")
+    return {"label": labels}
+
+
+_LABEL_OF = {"service": SERVICE_LABEL, "network": NETWORK_LABEL, "volume": VOLUME_LABEL, "number": NUMBER_LABEL}
 
 
 def project_containers(engine: "docker.DockerClient", project: str, all_: bool = True) -> list:
-    """Containers Compose created for `project` (by its label)."""
-    return engine.containers.list(all=all_, filters={"label": f"{PROJECT_LABEL}={project}"})
+    """Containers Compose created for `project` (stopped ones too unless `all_=False`)."""
+    return engine.containers.list(all=all_, filters=label_filter(project))
+
+
+def service_of(container) -> str | None:
+    """The compose service a container belongs to (None for one Compose did not create)."""
+    return (container.labels or {}).get(SERVICE_LABEL)
+
+
+def is_oneoff(labels: dict[str, str]) -> bool:
+    """A `compose run` container: created from a service, but not part of the running stack."""
+    return labels.get(ONEOFF_LABEL) == "True"
+
+
+def service_container(engine: "docker.DockerClient", project: str, service: str, all_: bool = False):
+    """The container of `service` in `project` (running ones only unless `all_`), or None."""
+    found = engine.containers.list(all=all_, filters=label_filter(project, service=service))
+    return found[0] if found else None
+
+
+def project_networks(engine: "docker.DockerClient", project: str, network: str | None = None) -> list:
+    """Networks Compose created for `project`; with `network`, only the one with that compose key."""
+    keys = {"network": network} if network else {}
+    return engine.networks.list(filters=label_filter(project, **keys))
+
+
+def project_volumes(engine: "docker.DockerClient", project: str, volume: str | None = None) -> list:
+    """Volumes Compose created for `project`; with `volume`, only the one with that compose key."""
+    keys = {"volume": volume} if volume else {}
+    return engine.volumes.list(filters=label_filter(project, **keys))
+
+
+def volume_labels(project: str, volume: str, **extra: str) -> dict[str, str]:
+    """The labels Compose would give `volume` of `project` (a volume stackgen creates for it, as `restore` does)."""
+    return {PROJECT_LABEL: project, VOLUME_LABEL: volume, **extra}
 
 
 def parse_time(stamp: str | None) -> float | None:

@@ -15,13 +15,15 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stackgen.constants import EDGES, PLATFORMS, TLS_MODES
 from stackgen.images.contracts import load_contract
 
 SPEC_VERSION = 1
 
-Edge = Literal["caddy", "nginx", "traefik"]
-TlsMode = Literal["certbot-http01", "certbot-dns01", "edge-acme", "internal", "files"]
-Platform = Literal["linux/amd64", "linux/arm64", "linux/arm/v7"]
+# The choices are written once, in stackgen.constants (the CLI offers the same lists without pydantic).
+Edge = Literal[EDGES]  # type: ignore[valid-type]  # caddy, nginx, traefik
+TlsMode = Literal[TLS_MODES]  # type: ignore[valid-type]  # certbot-http01, certbot-dns01, edge-acme, internal, files
+Platform = Literal[PLATFORMS]  # type: ignore[valid-type]  # linux/amd64, linux/arm64, linux/arm/v7
 # Only providers with an official certbot plugin image (certbot/dns-<name>): the list is the
 # upstream contract's (stackgen/images/contracts/certbot-dns.yaml), so the two cannot drift apart.
 DnsProvider = Literal[tuple(p.provider for p in load_contract("certbot-dns").plugins)]  # type: ignore[valid-type]

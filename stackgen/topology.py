@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
+from stackgen.constants import NODE_RED_PORT, ROLE_LABEL, UPSTREAM_LABEL
+
 __all__ = [
     "Source",
     "Role",
@@ -59,9 +61,6 @@ class Role(str, Enum):
     DATABASE = "database"  # a data store: never the edge, whatever the network shape says
     OTHER = "other"
 
-
-ROLE_LABEL = "org.stackgen.role"
-UPSTREAM_LABEL = "org.stackgen.upstream"
 
 _ROLE_ALIASES = {
     "node-red": Role.NODE_RED,
@@ -384,7 +383,6 @@ _EDGE_NAMES = {"edge", "proxy", "reverse-proxy", "reverse_proxy", "reverseproxy"
 _EDGE_NAME_WORDS = {"proxy", "rproxy", "reverseproxy", "caddy", "nginx", "traefik", "haproxy"}
 # ...but a proxy of something else is not the edge: the engine socket, a database, an auth check, MQTT.
 _NOT_EDGE_WORDS = ("socket", "docker", "sql", "auth", "mqtt", "squid", "cache", "exporter", "smtp", "imap")
-NODE_RED_PORT = 1880
 
 _DATABASE_WORDS = {"postgres", "postgresql", "postgis", "mariadb", "mysql", "mongo", "mongodb", "redis", "valkey",
                    "keydb", "influxdb", "timescaledb", "couchdb", "cassandra", "percona"}

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from stackgen import __version__
+from stackgen.constants import EDGES, PLATFORMS, TLS_MODES
 from stackgen.errors import StackgenError, problems
 
 app = typer.Typer(
@@ -24,9 +25,6 @@ app = typer.Typer(
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-EDGES = ["caddy", "nginx", "traefik"]
-TLS_MODES = ["certbot-http01", "certbot-dns01", "edge-acme", "internal", "files"]
-PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
 
 # Which init flag sets which spec field: errors name the flag the user typed.
 FLAG_OF_FIELD = {
@@ -127,7 +125,7 @@ def init(
     from stackgen.generate import passwords
     from stackgen.spec import Stack
 
-    def ask(flag: str, text: str, value, default=None, choices: list[str] | None = None):
+    def ask(flag: str, text: str, value, default=None, choices: tuple[str, ...] | None = None):
         if value is not None:
             return value
         if non_interactive:

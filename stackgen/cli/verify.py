@@ -120,7 +120,8 @@ def execute_rules(rule_id: str | None = None, output_format: str = "text") -> in
     """`stackgen rules [RULE]`: list the rules, or explain one; returns the exit code."""
     import json
 
-    from stackgen.verify.rules import ALL_RULES, get_rule, rules_markdown
+    from stackgen.verify.rules import ALL_RULES, get_rule
+    from stackgen.verify.rules.docs import rules_markdown
 
     if output_format not in RULE_FORMATS:
         return _err(f"error: --format must be one of {', '.join(RULE_FORMATS)}")

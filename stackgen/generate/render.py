@@ -25,22 +25,25 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString as Q
 from stackgen.images.contracts import DnsPlugin, edge_contract, load_contract
 from stackgen.generate.files import RenderedFile
 from stackgen.spec import Stack
-from stackgen.topology import NODE_RED_PORT
+from stackgen.constants import (  # shared facts: labels, inside ports, uids (one place)
+    CERTS_GID,
+    HTTP_INSIDE,
+    HTTPS_INSIDE,
+    INPUTS_LABEL,
+    NODE_RED_PORT,
+    NODE_RED_UID,
+    ROLE_LABEL,
+    UPSTREAM_LABEL,
+)
 
 # Fixed identities. The edge reads the key through the supplementary group CERTS_GID.
-NODE_RED_UID = 1000
 EDGE_UID = 101
 CERTBOT_UID = 0  # without capabilities: see certbot_service
-CERTS_GID = 1500
-HTTP_INSIDE = 8080
-HTTPS_INSIDE = 8443
 STANDALONE_PORT = 8402
 # certbot keeps 1000 rotated logs by default; ours live on a 16 MB tmpfs (run.sh and the supervisor's renew).
 CERTBOT_LOG_BACKUPS = 3
 # How long the engine waits after the stop signal before SIGKILL (compose stop_grace_period).
 EDGE_STOP_GRACE_SECONDS = 15
-# Label carrying the hash of a service's rendered inputs (see stamp_inputs).
-INPUTS_LABEL = "org.stackgen.inputs"
 
 # Default image versions are not here: they live in the upstream image contracts
 # (stackgen/images/contracts/*.yaml), per platform, next to the facts our stacks rely on.
@@ -394,7 +397,7 @@ def node_red_service(ctx: Context, image: str) -> dict[str, Any]:
             "retries": 3,
             "start_period": "60s",
         },
-        "labels": {"org.stackgen.role": "node-red"},
+        "labels": {ROLE_LABEL: "node-red"},
     }
     service.update(hardening("node-red", memory, s.node_red.pids_limit, ctx))
     return service
@@ -461,7 +464,7 @@ def edge_service(ctx: Context, image: str) -> dict[str, Any]:
         "healthcheck": {"test": health, "interval": "5s", "timeout": "3s", "retries": 3, "start_period": "30s"},
         # No depends_on node-red: the edge (and so the ACME challenge, and renewals) must not wait for, or
         # fall with, Node-RED; it answers 502 until Node-RED is up, and resolves it lazily.
-        "labels": {"org.stackgen.role": "edge", "org.stackgen.upstream": ctx.upstream},
+        "labels": {ROLE_LABEL: "edge", UPSTREAM_LABEL: ctx.upstream},
     }
     if not ctx.edge_acme:
         service["group_add"] = [Q(str(CERTS_GID))]
@@ -512,7 +515,7 @@ def certbot_service(ctx: Context, image: str) -> dict[str, Any]:
             "start_period": "300s",
         },
         "depends_on": {"edge": {"condition": "service_healthy"}},
-        "labels": {"org.stackgen.role": "certbot"},
+        "labels": {ROLE_LABEL: "certbot"},
         "x-stackgen": {
             "ignore": [
                 {

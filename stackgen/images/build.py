@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from stackgen.generate import files
+from stackgen.constants import NODE_RED_UID, PLATFORMS
 from stackgen.errors import StackgenError
 from stackgen.generate.render import node_red_tag, templates
 from stackgen.images.registry import (
@@ -52,9 +53,8 @@ from stackgen.images.registry import (
 
 CONTEXT_DIR = "node-red"
 BUILD_DIR = ".build"
-NODE_RED_UID = 1000
 NPM_CPU = {"amd64": "x64", "arm64": "arm64", "arm": "arm", "386": "ia32"}
-SUPPORTED = ("linux/amd64", "linux/arm64", "linux/arm/v7")
+SUPPORTED = PLATFORMS
 
 
 class BuildError(StackgenError):

@@ -37,6 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from stackgen import engine as engines
+from stackgen.constants import HELPER_LABEL, RESTORED_FROM_LABEL
 from stackgen.errors import StackgenError
 
 FORMAT = "stackgen-backup"
@@ -126,7 +128,7 @@ def _stamp(now: float) -> str:
 
 def volume_name(engine, project: str, volume: str) -> str | None:
     """The engine's name of the compose volume `volume` of `project`, or None if it does not exist."""
-    found = engine.volumes.list(filters={"label": [f"com.docker.compose.project={project}", f"com.docker.compose.volume={volume}"]})
+    found = engines.project_volumes(engine, project, volume)
     if found:
         return found[0].name
     from docker.errors import NotFound
@@ -143,7 +145,7 @@ def _helper(engine, image: str, volume: str, read_only: bool):
 
     try:
         return engine.containers.create(
-            image, command=["true"], entrypoint=[], network_disabled=True, labels={"org.stackgen.helper": "backup"},
+            image, command=["true"], entrypoint=[], network_disabled=True, labels={HELPER_LABEL: "backup"},
             volumes={volume: {"bind": f"{HELPER_MOUNT}/vol", "mode": "ro" if read_only else "rw"}},
         )
     except ImageNotFound:
@@ -444,8 +446,7 @@ def restore(engine, archive_path: Path, directory: Path, *, force: bool = False)
                 if name is not None and force:
                     engine.volumes.get(name).remove()
                 name = f"{project}_{volume}"
-                engine.volumes.create(name, labels={"com.docker.compose.project": project, "com.docker.compose.volume": volume,
-                                                    "org.stackgen.restored-from": archive_path.name})
+                engine.volumes.create(name, labels=engines.volume_labels(project, volume, **{RESTORED_FROM_LABEL: archive_path.name}))
                 helper = _helper(engine, image, name, read_only=False)
                 try:
                     if not helper.put_archive(HELPER_MOUNT, spool):

@@ -83,7 +83,7 @@ def ensure_current(directory: Path) -> None:
 def states(engine, project: str, document: dict[str, Any]) -> dict[str, ServiceState]:
     found = {name: ServiceState(name) for name in document["services"]}
     for container in engines.project_containers(engine, project):
-        name = container.labels.get(engines.SERVICE_LABEL)
+        name = engines.service_of(container)
         if name not in found:
             continue
         attrs = container.attrs.get("State", {})
@@ -125,11 +125,7 @@ def exit_codes_since(engine, project: str, service: str, since: float) -> list[i
     Why the engine's events: a container under a restart policy is running again (exit code reset to
     0, health back to "starting") by the time compose gives up on it, so its current state no longer
     shows why it failed; the `die` events keep each exit code."""
-    filters = {
-        "type": ["container"],
-        "event": ["die"],
-        "label": [f"{engines.PROJECT_LABEL}={project}", f"{engines.SERVICE_LABEL}={service}"],
-    }
+    filters = {"type": ["container"], "event": ["die"], **engines.label_filter(project, service=service)}
     codes = []
     for event in engine.api.events(since=int(since), until=int(time.time()) + 1, filters=filters, decode=True):
         code = (event.get("Actor") or {}).get("Attributes", {}).get("exitCode")
@@ -149,10 +145,8 @@ def why_failed(engine, project: str, service: str, since: float, fallback: str) 
 
 
 def logs(engine, project: str, service: str, lines: int = 30) -> str:
-    for container in engines.project_containers(engine, project):
-        if container.labels.get(engines.SERVICE_LABEL) == service:
-            return container.logs(tail=lines).decode("utf-8", "replace")
-    return ""
+    container = engines.service_container(engine, project, service, all_=True)
+    return container.logs(tail=lines).decode("utf-8", "replace") if container is not None else ""
 
 
 def firewall_rule(directory: Path) -> firewall.FirewallRule:

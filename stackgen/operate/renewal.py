@@ -28,9 +28,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from stackgen import engine as engines
+from stackgen.constants import HTTPS_INSIDE  # the edge's TLS port inside its container
 from stackgen.live.probes import check_target
 
-HTTPS_INSIDE = 8443  # the edge's TLS port inside its container (stackgen.generate.render.HTTPS_INSIDE; not imported: jinja2 is heavy)
 
 LIVE_DIR = "/etc/letsencrypt/live"
 DEPLOY_HOOK = "/bin/sh /etc/stackgen/certbot/deploy-hook.sh"
@@ -142,7 +143,7 @@ def probe_target(engine, stack, project: str) -> tuple[str, int, list[str]]:
     if bind.is_loopback:
         return str(bind), stack.ports.https, []
     # One specific host address: talk to the edge container itself on the stack's public network.
-    networks = engine.networks.list(filters={"label": [f"com.docker.compose.project={project}", "com.docker.compose.network=public"]})
+    networks = engines.project_networks(engine, project, "public")
     if not networks:
         raise RenewalError(f"network {project}_public not found: is the stack up?")
     network = networks[0]
@@ -202,8 +203,8 @@ class FileCert:
 
 
 def find_service(engine, project: str, service: str):
-    found = engine.containers.list(filters={"label": [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]})
-    return found[0] if found else None
+    """The running container of `service` (the engine facade's look-up), or None."""
+    return engines.service_container(engine, project, service)
 
 
 def _exec(container, command: list[str], user: str | None = None) -> tuple[int, str, str]:

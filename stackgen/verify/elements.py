@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from stackgen.verify.report import Finding
+from stackgen.findings import Finding
 from stackgen.topology import Mount, Service, Topology
 
 __all__ = ["Element", "Store", "STACK", "stores", "place", "placed", "worst", "NETWORK_RULES", "STORE_RULES"]

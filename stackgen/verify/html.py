@@ -29,7 +29,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from stackgen.verify.report import Finding, Severity, Summary
+from stackgen.findings import Finding, Severity
+from stackgen.verify.report import Summary
 from stackgen.verify.elements import STACK, Element, Store, placed, stores, worst
 from stackgen.topology import Port, Role, Service, Topology
 

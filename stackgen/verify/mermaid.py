@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from stackgen.verify.report import Finding, Severity
+from stackgen.findings import Finding, Severity
 from stackgen.verify.elements import placed
 from stackgen.topology import Role, Topology
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from stackgen.composefile.loader import find_compose_files, load_compose
 from stackgen.composefile.yaml_loader import ComposeError
-from stackgen.verify.report import Finding, Severity, Summary, fails, summarise
+from stackgen.findings import Finding, Severity
+from stackgen.verify.report import Summary, fails, summarise
 from stackgen.verify.rules import ALL_RULES, get_rule, run_rules
 from stackgen.topology import Suppression, Topology
 

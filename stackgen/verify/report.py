@@ -23,16 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from stackgen.findings import Finding, Severity
+
 if TYPE_CHECKING:  # pragma: no cover
-    from stackgen.verify.rules import Rule
     from stackgen.topology import Topology
+    from stackgen.verify.rules.base import Rule
 
 __all__ = [
-    "Severity",
-    "Finding",
     "Summary",
     "summarise",
     "render_text",
@@ -45,74 +44,9 @@ __all__ = [
 JSON_SCHEMA_VERSION = 1
 
 
-class Severity(str, Enum):
-    """How bad a finding is. Ordered: low < medium < high < critical."""
-
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            raise ValueError(f"unknown severity {text!r} (low, medium, high, critical)") from None
-
-
-_RANK = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3, Severity.CRITICAL: 4}
 # GitHub code scanning maps `security-severity` to its own levels: >=9 critical, >=7 high, >=4 medium.
 _SECURITY_SEVERITY = {Severity.LOW: "3.0", Severity.MEDIUM: "5.5", Severity.HIGH: "8.0", Severity.CRITICAL: "9.5"}
 _SARIF_LEVEL = {Severity.LOW: "note", Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "error"}
-
-
-@dataclass(slots=True)
-class Finding:
-    """One problem: which rule, how bad, which service, where to fix it, and how."""
-
-    rule: str
-    severity: Severity
-    message: str
-    fix: str
-    title: str = ""
-    service: str | None = None
-    file: str | None = None
-    line: int | None = None
-    col: int | None = None
-    suppressed: bool = False
-    suppression_kind: str | None = None
-    suppression_reason: str | None = None
-
-    @property
-    def location(self) -> str:
-        if not self.file:
-            return ""
-        return f"{self.file}:{self.line}" if self.line else self.file
-
-    def sort_key(self) -> tuple:
-        return (-self.severity.rank, self.service or "", self.file or "", self.line or 0, self.rule)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "title": self.title,
-            "severity": self.severity.value,
-            "service": self.service,
-            "file": self.file,
-            "line": self.line,
-            "col": self.col,
-            "message": self.message,
-            "fix": self.fix,
-            "suppressed": self.suppressed,
-            "suppression": (
-                {"kind": self.suppression_kind, "reason": self.suppression_reason} if self.suppressed else None
-            ),
-        }
 
 
 @dataclass(slots=True)

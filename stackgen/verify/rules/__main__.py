@@ -1,5 +1,5 @@
 """`python -m stackgen.verify.rules` prints docs/rules.md."""
 
-from stackgen.verify.rules import rules_markdown
+from stackgen.verify.rules.docs import rules_markdown
 
 print(rules_markdown(), end="")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import posixpath
 
-from stackgen.verify.rules._hostpaths import norm, under
 from stackgen.topology import CERT_DIRS, Mount, Role, Service, Topology
+from stackgen.verify.rules._hostpaths import norm, under
 
 KEY_TARGETS = CERT_DIRS + (
     "/etc/ssl/private",

@@ -10,9 +10,9 @@ import functools
 import re
 from collections.abc import Iterator
 
-from stackgen.verify.report import Severity
-from stackgen.verify.rules import Rule
+from stackgen.findings import Severity
 from stackgen.topology import Service, Source, Topology
+from stackgen.verify.rules.base import Rule
 
 _SECRET_WORDS = {"PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "CREDENTIALS", "APIKEY"}
 _SECRET_PAIRS = {

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from stackgen.verify.report import Finding, Severity
-from stackgen.verify.rules import Rule
+from stackgen.findings import Finding, Severity
 from stackgen.topology import Mount, Port, Service, Topology
+from stackgen.verify.rules.base import Rule
 
 
 def _pairs(topo: Topology) -> Iterator[tuple[Service, Service | None]]:

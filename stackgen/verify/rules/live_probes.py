@@ -7,8 +7,8 @@ work exactly as the static rules' do (`stackgen rules SG302`).
 
 from __future__ import annotations
 
-from stackgen.verify.report import Severity
-from stackgen.verify.rules import Rule
+from stackgen.findings import Severity
+from stackgen.verify.rules.base import Rule
 
 REACHABILITY = Rule(
     id="SG301",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from stackgen.verify.report import Severity
-from stackgen.verify.rules import Rule
+from stackgen.findings import Severity
+from stackgen.topology import Mount, Service, Source, Topology
 from stackgen.verify.rules._hostpaths import is_benign, is_socket, norm, root_equivalent, sensitive, shown
 from stackgen.verify.rules._keys import key_mounts
-from stackgen.topology import Mount, Service, Source, Topology
+from stackgen.verify.rules.base import Rule
 
 
 def _binds(svc: Service) -> Iterator[Mount]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from stackgen.verify.report import Severity
-from stackgen.verify.rules import Rule
+from stackgen.findings import Severity
 from stackgen.topology import Service, Source, Topology
+from stackgen.verify.rules.base import Rule
 
 HOST_NETWORK = Rule(
     id="SG006",

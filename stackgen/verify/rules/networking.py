@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from stackgen.verify.report import Finding, Severity
-from stackgen.verify.rules import Rule
+from stackgen.findings import Finding, Severity
 from stackgen.topology import Port, Role, Service, Source, Topology
+from stackgen.verify.rules.base import Rule
 
 ALL_INTERFACES = Rule(
     id="SG020",

@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from stackgen.verify.report import Finding, Severity
-from stackgen.verify.rules import Rule
+from stackgen.constants import UPSTREAM_LABEL
+from stackgen.findings import Finding, Severity
+from stackgen.topology import Role, Service, Source, Topology
 from stackgen.verify.rules._hostpaths import shown
 from stackgen.verify.rules._keys import key_mounts
-from stackgen.topology import UPSTREAM_LABEL, Role, Service, Source, Topology
+from stackgen.verify.rules.base import Rule
 
 ONLY_EDGE_PUBLISHES = Rule(
     id="SG101",

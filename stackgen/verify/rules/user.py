@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from stackgen.verify.report import Severity
-from stackgen.verify.rules import Rule
+from stackgen.findings import Severity
 from stackgen.topology import Service, Source, Topology
+from stackgen.verify.rules.base import Rule
 
 # Images whose default user is not root, so a missing `user:` is not root.
 NON_ROOT_IMAGES = {

@@ -10,6 +10,7 @@ from stackgen.live import checks as live
 from stackgen.live import observe
 from stackgen.verify.rules import ALL_RULES, run_rules
 from stackgen.topology import Mount, Network, Port, Role, Service, Topology
+from tests.support.fakes import FakeContainer
 
 
 def declared() -> Topology:
@@ -114,15 +115,6 @@ def test_refused_is_not_reachable_for_a_closed_expectation():
     assert live.Reach("public", "certbot", "172.30.0.4", 443, "closed", "refused").ok
 
 
-class FakeContainer:
-    def __init__(self, attrs, top):
-        self.attrs, self._top, self.id, self.name = attrs, top, attrs["Id"], attrs["Name"].lstrip("/")
-        self.labels = attrs["Config"]["Labels"]
-
-    def top(self, ps_args=None):
-        return self._top
-
-
 def test_observed_service_from_inspect_uses_the_process_table():
     attrs = {
         "Id": "abc", "Name": "/p-node-red-1", "Image": "sha256:1",
@@ -139,7 +131,7 @@ def test_observed_service_from_inspect_uses_the_process_table():
         "Mounts": [{"Type": "volume", "Name": "p_node-red-data", "Destination": "/data", "RW": True},
                    {"Type": "volume", "Name": "p_certs", "Destination": "/etc/letsencrypt", "RW": False}],
     }
-    container = FakeContainer(attrs, {"Titles": ["PID", "UID", "GID"], "Processes": [["4242", "0", "0"], ["4300", "1000", "1000"]]})
+    container = FakeContainer.from_attrs(attrs, {"Titles": ["PID", "UID", "GID"], "Processes": [["4242", "0", "0"], ["4300", "1000", "1000"]]})
     svc = observe.service_from_container(container, "p", {"p_internal": "internal"}, host_cgroupns_default=True)
     assert svc.name == "node-red" and svc.role is Role.NODE_RED
     assert svc.user == "0:0", "the main process's uid, not the configured one"

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from stackgen.live import checks as live
 from stackgen.cli.app import app
 from stackgen.cli.verify import main
-from stackgen.verify.report import Finding, Severity, summarise
+from stackgen.findings import Finding, Severity
+from stackgen.verify.report import summarise
 from stackgen.verify.elements import Element, place, placed, stores
 from stackgen.verify.html import render_html
 from stackgen.verify.rules import ALL_RULES, run_rules

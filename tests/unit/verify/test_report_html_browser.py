@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from stackgen.cli.verify import main
-from stackgen.verify.report import Severity, summarise
+from stackgen.findings import Severity
+from stackgen.verify.report import summarise
 from stackgen.verify.html import render_html
 from tests import chromium
 from tests.htmltree import parse

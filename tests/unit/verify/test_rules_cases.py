@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.verify.report import Finding
+from stackgen.findings import Finding
 from stackgen.verify.pipeline import verify
 
 

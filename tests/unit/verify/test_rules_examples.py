@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.verify.rules import ALL_RULES, Rule
+from stackgen.verify.rules import ALL_RULES
+from stackgen.verify.rules.base import Rule
 from stackgen.verify.pipeline import verify
 
 

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 
 from stackgen import __version__
-from stackgen.verify.report import Severity, render_json, render_sarif, render_text
+from stackgen.findings import Severity
+from stackgen.verify.report import render_json, render_sarif, render_text
 from stackgen.verify.rules import ALL_RULES
 from stackgen.verify.pipeline import UsageError, parse_cli_ignore, parse_fail_on, verify
 
