@@ -160,10 +160,10 @@ def verify_child(directory: Path) -> dict[str, float]:
     """The drift watch's child process (live verify, cheap probes): its wall time, CPU and peak RSS."""
     import subprocess
 
-    from stackgen.supervise.supervisor import VERIFY_CHILD
+    from stackgen.supervise.drift import child_command
 
     started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-c", VERIFY_CHILD, str(directory), "cheap"], stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(child_command(directory, "cheap"), stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     return {"verify_seconds": time.monotonic() - started, "verify_cpu": usage.ru_utime + usage.ru_stime,

@@ -6,7 +6,8 @@ import pytest
 
 from stackgen.supervise.alerts import AlertBook
 from stackgen.supervise.config import Settings
-from stackgen.supervise.supervisor import ContainerEvent, HealPolicy, Observed, dependents_from_compose
+from stackgen.supervise.policy import ContainerEvent, HealPolicy, Observed
+from stackgen.supervise.target import dependents_from_compose
 
 
 class Clock:
