@@ -13,7 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from stackgen.supervise.policy import PROJECT_LABEL, Observed
+from stackgen import engine as engines
+from stackgen.constants import PROJECT_LABEL
+from stackgen.supervise.policy import Observed
 
 WATCHED_ACTIONS = ["health_status", "create", "start", "restart", "kill", "die", "stop", "destroy"]
 
@@ -100,5 +102,5 @@ def close_quietly(client: Any) -> None:
 
 def observe(client: Any, project: str) -> list[Observed]:
     """The project's containers as the engine shows them now (what a resync starts from)."""
-    containers = client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
+    containers = engines.project_containers(client, project)
     return [o for o in (Observed.from_attrs(c.attrs) for c in containers) if o is not None]

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from stackgen import engine as engines
 from stackgen.supervise.config import Settings
 from stackgen.supervise.drift import live_findings_in_child
-from stackgen.supervise.policy import NUMBER_LABEL, PROJECT_LABEL, SERVICE_LABEL, Decision
+from stackgen.supervise.policy import Decision
 from stackgen.supervise.target import Target
 
 
@@ -204,6 +205,5 @@ class Restart:
             except NotFound:
                 pass
         service, _, number = key.partition("#")
-        labels = [f"{PROJECT_LABEL}={self.project}", f"{SERVICE_LABEL}={service}", f"{NUMBER_LABEL}={number or '1'}"]
-        found = self.client.containers.list(all=True, filters={"label": labels})
+        found = self.client.containers.list(all=True, filters=engines.label_filter(self.project, service=service, number=number or "1"))
         return found[0] if found else None

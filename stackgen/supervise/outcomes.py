@@ -12,13 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from stackgen.findings import Severity
 from stackgen.supervise.alerts import Alert, AlertBook
 from stackgen.supervise.config import Settings
 from stackgen.supervise.drift import finding_id
 from stackgen.supervise.state import StateStore
 from stackgen.supervise.target import Target
 
-SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 SECTIONS = {"renewal": "renewal", "cert_check": "certificate", "verify": "verify", "backup": "backup"}  # job -> state section
 
 
@@ -169,11 +169,11 @@ class Outcomes:
                 self.note("warning", "drift_watch_unavailable", why=findings["unavailable"])
                 self._drift_unavailable_logged = True
             return
-        minimum = SEVERITY_RANK[self.settings.drift_min_severity]
+        minimum = Severity.rank_of(self.settings.drift_min_severity)
         groups: dict[str, dict[str, Any]] = {}
         for f in findings:
             severity = str(getattr(f.severity, "value", f.severity))
-            if f.suppressed or SEVERITY_RANK.get(severity, 0) < minimum:
+            if f.suppressed or Severity.rank_of(severity) < minimum:
                 continue
             groups.setdefault(f.service or "-", {})[finding_id(f)] = f
         active = sorted(fid for items in groups.values() for fid in items)
@@ -183,7 +183,7 @@ class Outcomes:
             key = f"drift:{service}"
             listed = [{"id": fid, "rule": f.rule, "severity": str(getattr(f.severity, "value", f.severity)),
                        "message": f.message, "fix": getattr(f, "fix", None)} for fid, f in sorted(items.items())]
-            listed.sort(key=lambda item: -SEVERITY_RANK.get(item["severity"], 0))
+            listed.sort(key=lambda item: -Severity.rank_of(item["severity"]))
             worst = listed[0]["severity"]
             who = "the stack" if service == "-" else service
             summary = f"drift on {who}: " + "; ".join(f"{i['rule']} {i['message']}" for i in listed[:3]) + (

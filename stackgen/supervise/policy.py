@@ -15,14 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackgen.engine import parse_time
+from stackgen import engine as engines
+from stackgen.constants import NUMBER_LABEL, SERVICE_LABEL
 from stackgen.supervise.alerts import Alert, AlertBook
 from stackgen.supervise.config import Settings, format_duration
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-NUMBER_LABEL = "com.docker.compose.container-number"
-ONEOFF_LABEL = "com.docker.compose.oneoff"
 OWN_GRACE = 5.0  # seconds after our restart returns during which its lagging events are still ours
 
 
@@ -46,7 +43,7 @@ class ContainerEvent:
         actor = event.get("Actor") or {}
         attributes = actor.get("Attributes") or {}
         service = attributes.get(SERVICE_LABEL)
-        if not service or attributes.get(ONEOFF_LABEL) == "True":
+        if not service or engines.is_oneoff(attributes):
             return None
         action = event.get("Action") or event.get("status") or ""
         return cls(unit_key(service, attributes.get(NUMBER_LABEL)), service, actor.get("ID", ""), action, attributes)
@@ -67,12 +64,12 @@ class Observed:
     def from_attrs(cls, attrs: dict[str, Any]) -> Observed | None:
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         service = labels.get(SERVICE_LABEL)
-        if not service or labels.get(ONEOFF_LABEL) == "True":
+        if not service or engines.is_oneoff(labels):
             return None
         state = attrs.get("State") or {}
         health = (state.get("Health") or {}).get("Status")
         return cls(unit_key(service, labels.get(NUMBER_LABEL)), service, attrs.get("Id", ""), state.get("Status", "exited"), health,
-                   parse_time(state.get("StartedAt")))
+                   engines.parse_time(state.get("StartedAt")))
 
 
 def unit_key(service: str, number: str | None) -> str:
