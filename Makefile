@@ -30,37 +30,45 @@ chromium:
 
 # Local, offline test images (cached by a hash of their recipes), and the small multi-arch base.
 images: setup engine emulation
-	$(PY) tests/images/build.py
-	$(PY) tests/images/multiarch/build.py
+	$(PY) -m tests.images.build
+	$(PY) -m tests.images.multiarch.build
 
-# Everything, as CI runs it: unit tests and the integration tests against the real engine.
-test: setup engine emulation chromium images
+# Everything, as CI runs it: the lint first (a failing lint fails the tests), then unit tests and the
+# integration tests against the real engine.
+test: setup lint engine emulation chromium images
 	$(PY) -m pytest -q
+
+# ruff (rules in pyproject.toml [tool.ruff]) and the import-layer contract (import-linter, [tool.importlinter]):
+# CLI -> subsystems -> vocabulary; verify, composefile and generate never reach the engine.
+lint: setup
+	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 # The main job: the reference Caddy stack, up on this machine, with a local ACME CA (see README).
 demo: setup engine
-	$(PY) tests/images/build.py
-	$(PY) scripts/demo.py
+	$(PY) -m tests.images.build
+	$(PY) -m scripts.demo
 
 demo-down: setup
-	$(PY) scripts/demo.py down
+	$(PY) -m scripts.demo down
 
 unit: setup
 	$(PY) -m pytest -q tests/unit
 
 # Regenerate the reference stacks in compose/ and the golden files (tests fail when they are stale).
 examples: setup
-	$(PY) scripts/render_examples.py
+	$(PY) -m scripts.render_examples
 
 golden: setup
-	$(PY) scripts/render_examples.py --golden
+	$(PY) -m scripts.render_examples --golden
 
 # The HTML report's screenshots in docs/ (report-hardened.png, report-weak.png), taken as the browser test takes them.
 screenshots: setup chromium
-	$(PY) scripts/report_screenshots.py
+	$(PY) -m scripts.report_screenshots
 
+# Each benchmark runs as a module from the repository root (`python -m bench.NAME`): plain imports, no sys.path.
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do m=$$(basename $$b .py); echo "== bench.$$m"; $(PY) -m bench.$$m || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -8,7 +8,7 @@ network (the host cannot reach Node-RED: `up` drops host <-> internal-bridge tra
 the stack's own Node-RED image (it has `node`), so the only difference is the edge. Fixed request
 count and concurrency; traffic goes only to the benchmark's own containers.
 
-    BENCH_REQUESTS=3000 BENCH_CONCURRENCY=8 .venv/bin/python bench/edge_overhead.py
+    BENCH_REQUESTS=3000 BENCH_CONCURRENCY=8 .venv/bin/python -m bench.edge_overhead
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from stackgen import engine as engines  # noqa: E402
-from tests.integration.harness import start_stack, stop_stack  # noqa: E402
+from stackgen import engine as engines
+from tests.integration.harness import start_stack, stop_stack
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "3000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))

@@ -14,7 +14,7 @@ Then the supervisor's footprint: CPU time and RSS of `stackgen supervise`
 (a real process) idle for a minute, watching a real Caddy stack (pebble as the
 CA, cert check and live verify included), unless --no-stack.
 
-Run: `python bench/heal_latency.py [--trials N] [--idle SECONDS] [--no-stack]`.
+Run: `python -m bench.heal_latency [--trials N] [--idle SECONDS] [--no-stack]`.
 Traffic: loopback and the benchmark's own containers only.
 """
 
@@ -30,11 +30,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from stackgen import engine as engines  # noqa: E402
-from tests.integration.supervisor_support import HealthProject, SupervisorProcess, wait_for  # noqa: E402
+from stackgen import engine as engines
+from tests.integration.supervisor_support import HealthProject, SupervisorProcess, wait_for
 
 POLL_INTERVAL = 5.0  # docker-autoheal's AUTOHEAL_INTERVAL default
 GOAL_SECONDS = 1.0
@@ -91,7 +88,7 @@ def heal_trials(engine, workdir: Path, trials: int) -> tuple[list[float], list[f
         for n in range(trials):
             a.exec_run(["rm", "/tmp/ok"])
             b.exec_run(["rm", "/tmp/ok"])
-            wait_for(lambda: len(latencies(marks[ours.name])) > n and len(latencies(marks[theirs.name])) > n, 60, f"trial {n + 1}")
+            wait_for(lambda n=n: len(latencies(marks[ours.name])) > n and len(latencies(marks[theirs.name])) > n, 60, f"trial {n + 1}")
             wait_for(lambda: ours.health("app") == "healthy" and theirs.health("app") == "healthy", 30, "healthy again")
             time.sleep(1.2 + random.uniform(0, POLL_INTERVAL))
             print(f"  trial {n + 1}: supervisor {latencies(marks[ours.name])[n]:.3f} s, 5 s poll {latencies(marks[theirs.name])[n]:.3f} s",

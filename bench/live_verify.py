@@ -15,13 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from stackgen import engine as engines  # noqa: E402
-from stackgen.live.checks import verify_live  # noqa: E402
-from stackgen.verify.pipeline import verify  # noqa: E402
-from tests.integration.harness import start_stack, stop_stack  # noqa: E402
+from stackgen import engine as engines
+from stackgen.live.checks import verify_live
+from stackgen.verify.pipeline import verify
+from tests.integration.harness import start_stack, stop_stack
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 

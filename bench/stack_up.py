@@ -20,18 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from stackgen import engine as engines  # noqa: E402
-from stackgen import stackdir  # noqa: E402
-from stackgen.operate import lifecycle
+from stackgen import engine as engines
+from stackgen import stackdir
+from stackgen.generate.passwords import hash_password
 from stackgen.live import probes
-from stackgen.generate.passwords import hash_password  # noqa: E402
-from stackgen.spec import Stack  # noqa: E402
-from tests import acme  # noqa: E402
-from tests.images.build import pinned  # noqa: E402
-from tests.integration.harness import free_port  # noqa: E402
+from stackgen.operate import lifecycle
+from stackgen.spec import Stack
+from tests import acme
+from tests.images.build import pinned
+from tests.integration.harness import free_port
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 

@@ -3,9 +3,9 @@
 tests/realworld.py): per file, the true catches, misses and false positives of the role-dependent rules
 by the hand labels, and how many services got the role their label gives.
 
-    python bench/verify_precision.py                      # this checkout
+    python -m bench.verify_precision                      # this checkout
     git worktree add --detach /tmp/before e110a78         # the code before roles from evidence
-    python bench/verify_precision.py --tree /tmp/before   # that checkout beside this one
+    python -m bench.verify_precision --tree /tmp/before   # that checkout beside this one
 
 Each checkout is measured in a child process that imports its `stackgen`; the labels are always this
 checkout's. `--details` lists each miss and false positive.
@@ -83,7 +83,7 @@ def main() -> int:
     totals = [[0, 0, 0, 0, 0, 0] for _ in runs]  # catches, must, misses, FPs, roles right, services
     for name in names:
         cells = []
-        for (_, results), total in zip(runs, totals):
+        for (_, results), total in zip(runs, totals, strict=True):
             item = results[name]
             if isinstance(item, str):
                 cells.append(f"{'error':>26}  ")

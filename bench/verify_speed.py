@@ -5,7 +5,7 @@ the same files. Goal: no slower than compose-lint on 1 service, at most a third
 of its time on 200 services.
 
 compose-lint is installed into its own venv under `.cache/bench-compose-lint`
-(created on first run). Run: `python bench/verify_speed.py [--runs N]`.
+(created on first run). Run: `python -m bench.verify_speed [--runs N]`.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def stackgen_commands() -> list[tuple[str, list[str]]]:
     script = Path(sys.executable).with_name("stackgen")
     if script.exists() and subprocess.run([str(script), "verify", "--help"], capture_output=True).returncode == 0:
         commands.append(("stackgen verify", [str(script), "verify"]))
-    commands.append(("python -m stackgen.cli.verify", [sys.executable, "-m", "stackgen.cli.verify", "verify"]))
+    commands.append(("python -m stackgen", [sys.executable, "-m", "stackgen", "verify"]))
     return commands
 
 

@@ -14,20 +14,18 @@ import socket
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from stackgen import engine as engines  # noqa: E402
-from stackgen import stackdir  # noqa: E402
-from stackgen.operate import lifecycle
+from stackgen import engine as engines
+from stackgen import stackdir
+from stackgen.errors import StackgenError
+from stackgen.generate.passwords import hash_password
 from stackgen.live import probes
-from stackgen.errors import StackgenError  # noqa: E402
-from stackgen.live.checks import verify_live  # noqa: E402
-from stackgen.generate.passwords import hash_password  # noqa: E402
-from stackgen.spec import Stack  # noqa: E402
-from tests import acme  # noqa: E402
-from tests.images.build import pinned  # noqa: E402
+from stackgen.live.checks import verify_live
+from stackgen.operate import lifecycle
+from stackgen.spec import Stack
+from tests import acme
+from tests.images.build import pinned
 
+ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
 PROJECT = "stackgen-demo"
 DOMAIN = "nodered.localhost"
@@ -111,7 +109,8 @@ def up() -> int:
     live = verify_live(engine, directory=directory, ca_file=str(root))
     active = [f for f in live.findings if not f.suppressed]
     print()
-    print(f"stackgen demo is up ({result.seconds:.0f}s): verified HTTPS {response.status}, certificate for {', '.join(response.names)} (serial {response.serial})")
+    print(f"stackgen demo is up ({result.seconds:.0f}s): verified HTTPS {response.status}, "
+          f"certificate for {', '.join(response.names)} (serial {response.serial})")
     print(f"  URL:        https://{DOMAIN}:{stack.ports.https}/   (HTTP on :{stack.ports.http} redirects)")
     print(f"  log in:     user admin, password in {DEMO / 'admin-password'}")
     print(f"  trust CA:   {root}  (the local ACME CA that issued the certificate; import it in your browser)")

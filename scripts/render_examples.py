@@ -7,11 +7,8 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests import golden  # noqa: E402
+from tests import golden
 
 
 def main(argv: list[str]) -> int:

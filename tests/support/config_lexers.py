@@ -252,8 +252,9 @@ def nginx_variables(word: str) -> list[str]:
 # --- JavaScript ------------------------------------------------------------------------------------
 
 _JS_PUNCT = sorted(
-    "{ } ( ) [ ] ; , < > <= >= == != === !== + - * / % ++ -- << >> >>> & | ^ ! ~ && || ?? ? : = += -= *= /= "
-    "%= <<= >>= >>>= &= |= ^= => . ... ?. **".split(),
+    ["{", "}", "(", ")", "[", "]", ";", ",", "<", ">", "<=", ">=", "==", "!=", "===", "!==", "+", "-", "*", "/", "%", "++", "--",
+     "<<", ">>", ">>>", "&", "|", "^", "!", "~", "&&", "||", "??", "?", ":", "=", "+=", "-=", "*=", "/=", "%=", "<<=", ">>=",
+     ">>>=", "&=", "|=", "^=", "=>", ".", "...", "?.", "**"],
     key=len,
     reverse=True,
 )
@@ -361,9 +362,8 @@ def _check_js_brackets(tokens: list[Token]) -> None:
             continue
         if token.text in "([{":
             stack.append(token.text)
-        elif token.text in pairs:
-            if not stack or stack.pop() != pairs[token.text]:
-                raise LexError(f"line {token.line}: unbalanced {token.text!r}")
+        elif token.text in pairs and (not stack or stack.pop() != pairs[token.text]):
+            raise LexError(f"line {token.line}: unbalanced {token.text!r}")
     if stack:
         raise LexError("unclosed bracket")
 

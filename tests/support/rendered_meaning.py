@@ -29,9 +29,9 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
-from stackgen.images import build
 from stackgen.composefile.env import InterpolationError, substitute
 from stackgen.generate.render import Context, compose_document, config_files, render
+from stackgen.images import build
 from stackgen.spec import Stack
 from tests.support import config_lexers as lex
 

@@ -1,0 +1,1 @@
+"""Small multi-arch base images for the Pi tests (`python -m tests.images.multiarch.build`)."""

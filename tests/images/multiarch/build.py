@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the minimal multi-arch test base images offline, under QEMU emulation.
 
-    python3 tests/images/multiarch/build.py [--force] [PLATFORM ...]   # default: linux/arm64 linux/arm/v7
+    python3 -m tests.images.multiarch.build [--force] [PLATFORM ...]   # default: linux/arm64 linux/arm/v7
 
 Per platform: ``rootfs.sh`` makes a Debian rootfs tarball of ``packages.txt`` (Node.js only) for
 the Debian architecture (arm64, armhf) with mmdebstrap, whose maintainer scripts run under QEMU;
@@ -30,10 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[2]))
-
-from tests.images.build import (  # noqa: E402
+from tests.images.build import (
     CACHE_DIR,
     RECIPE_LABEL,
     REGISTRY,
@@ -42,6 +39,8 @@ from tests.images.build import (  # noqa: E402
     _docker_cli,
     _host_debian_mirrors,
 )
+
+HERE = Path(__file__).resolve().parent
 
 BUILDER_VERSION = "1"
 REPOSITORY = f"{REGISTRY}/node-base"

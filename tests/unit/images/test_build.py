@@ -18,7 +18,7 @@ from stackgen.errors import StackgenError
 from stackgen.images.registry import DOCKER_LIST, DOCKER_MANIFEST, Platform, Registry, Response, parse_index
 from stackgen.spec import Stack
 from stackgen.stackdir import dump_stack, load_stack
-from tests.unit.images.test_images import FakeRegistry, linux
+from tests.support.fakes import FakeRegistry, linux
 
 HASH = "$2b$10$8Rl3dm2WS59eF2aCdMwpQeBH22YmBKPmoeO.UTSxEMBtlgrKOYLfS"
 

@@ -40,6 +40,7 @@ from stackgen.images.registry import (
 )
 from stackgen.images.contracts import load_contract
 from stackgen.spec import Stack
+from tests.support.fakes import FakeEngine, FakeRegistry, linux
 
 DATA = Path(__file__).parent.parent / "data" / "manifests"
 HASH = "$2b$10$8Rl3dm2WS59eF2aCdMwpQeBH22YmBKPmoeO.UTSxEMBtlgrKOYLfS"
@@ -165,62 +166,6 @@ def test_manifest_list_document_round_trips():
     assert parse_index(json.loads(body)) == entries
     assert json.loads(body)["mediaType"] == DOCKER_LIST
     assert body == recorded("local-build-list.json").rstrip(b"\n"), "byte-identical to what the build pushed"
-
-
-# ----------------------------------------------------------------------------- a fake registry
-
-
-class FakeRegistry:
-    """A transport answering like a registry: manifests and blobs by repository, optional bearer auth."""
-
-    def __init__(self, token: str | None = None) -> None:
-        self.manifests: dict[tuple[str, str], tuple[str, bytes]] = {}
-        self.blobs: dict[tuple[str, str], bytes] = {}
-        self.token = token
-        self.calls: list[tuple[str, str, dict]] = []
-
-    def add_manifest(self, repository: str, tag: str | None, body: bytes, media_type: str) -> str:
-        digest = sha256_digest(body)
-        self.manifests[(repository, digest)] = (media_type, body)
-        if tag:
-            self.manifests[(repository, tag)] = (media_type, body)
-        return digest
-
-    def add_image(self, repository: str, tag: str | None, config: dict) -> str:
-        config_bytes = json.dumps(config).encode()
-        config_digest = sha256_digest(config_bytes)
-        self.blobs[(repository, config_digest)] = config_bytes
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-                               "config": {"digest": config_digest, "size": len(config_bytes)}, "layers": []}).encode()
-        return self.add_manifest(repository, tag, manifest, DOCKER_MANIFEST)
-
-    def __call__(self, method, url, headers, body, timeout):
-        self.calls.append((method, url, dict(headers)))
-        if url.startswith("https://auth.example/token"):
-            return Response(200, {}, json.dumps({"token": self.token}).encode())
-        if self.token and headers.get("Authorization") != f"Bearer {self.token}":
-            challenge = 'Bearer realm="https://auth.example/token",service="registry.example"'
-            return Response(401, {"www-authenticate": challenge}, b"")
-        path = url.split("/v2/", 1)[1]
-        if "/manifests/" in path:
-            repository, reference = path.split("/manifests/")
-            if method == "PUT":
-                digest = self.add_manifest(repository, reference, body, headers["Content-Type"])
-                return Response(201, {"docker-content-digest": digest}, b"")
-            if (repository, reference) not in self.manifests:
-                return Response(404, {}, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
-            media_type, data = self.manifests[(repository, reference)]
-            return Response(200, {"content-type": media_type, "docker-content-digest": sha256_digest(data)}, data)
-        if "/blobs/" in path:
-            repository, digest = path.split("/blobs/")
-            if (repository, digest) in self.blobs:
-                return Response(200, {}, self.blobs[(repository, digest)])
-            return Response(404, {}, b"")
-        return Response(200, {}, b"{}")
-
-
-def linux(arch: str, variant: str = "") -> dict:
-    return {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}
 
 
 def test_inspect_a_list_and_a_single_image():
@@ -369,32 +314,12 @@ def test_an_unreachable_registry_is_asked_once_and_every_image_says_so():
     assert all(c.status == "error" and "registry 127.0.0.1:9: unreachable" in c.note for c in checks)
 
 
-class FakeImage:
-    def __init__(self, attrs):
-        self.attrs = attrs
-
-
-class FakeEngine:
-    """Just enough of docker.DockerClient: images.get."""
-
-    def __init__(self, images):
-        from docker.errors import ImageNotFound
-
-        self._images, self._missing = images, ImageNotFound
-        self.images = self
-
-    def get(self, name):
-        if name not in self._images:
-            raise self._missing(name)
-        return FakeImage(self._images[name])
-
-
 def test_auto_source_falls_back_to_the_local_engine_when_the_registry_is_down():
     def refused(*_):
         raise ConnectionRefusedError(111, "Connection refused")
 
     digest = "sha256:" + "d" * 64
-    engine = FakeEngine({"localhost/stackgen/pi-node-red:1": {"Os": "linux", "Architecture": "arm64", "RepoDigests": []},
+    engine = FakeEngine(images={"localhost/stackgen/pi-node-red:1": {"Os": "linux", "Architecture": "arm64", "RepoDigests": []},
                          "caddy:2.8.4-alpine": {"Os": "linux", "Architecture": "arm64", "RepoDigests": [f"caddy@{digest}"]}})
     images = {"node-red": "localhost/stackgen/pi-node-red:1", "edge": "caddy:2.8.4-alpine", "certbot": "certbot/certbot:v2.11.0"}
     checks = {c.service: c for c in check_images(images, Platform.parse("linux/arm64"), source="auto", engine=engine,

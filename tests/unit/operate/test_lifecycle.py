@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,30 +16,12 @@ from stackgen.errors import StackgenError
 from stackgen.generate.render import Context
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH
+from tests.support import fakes
+from tests.support.fakes import FakeContainer
 
 
-@dataclass
-class FakeContainer:
-    service: str
-    state: dict
-    labels: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        self.labels = {"com.docker.compose.service": self.service, "com.docker.compose.project": "p"}
-        self.attrs = {"State": self.state}
-
-
-class FakeContainers:
-    def __init__(self, items):
-        self.items = items
-
-    def list(self, all=True, filters=None):
-        return self.items
-
-
-class FakeEngine:
-    def __init__(self, items):
-        self.containers = FakeContainers(items)
+# The engine of project "p".
+FakeEngine = partial(fakes.FakeEngine, project="p")
 
 
 DOCUMENT = {
@@ -133,17 +115,9 @@ def test_docker_times_parse_with_nanoseconds_and_zero_is_none():
     assert _epoch("0001-01-01T00:00:00Z") is None and _epoch("junk") is None
 
 
-class _EventsEngine:
+def _EventsEngine(events):
     """Answers `api.events` with canned `die` events and records the filters it was asked for."""
-
-    def __init__(self, events):
-        self.asked = []
-        self.api = self
-        self._events = events
-
-    def events(self, **kwargs):
-        self.asked.append(kwargs)
-        return iter(self._events)
+    return fakes.FakeEngine(history=events)
 
 
 def _die(code):

@@ -12,108 +12,12 @@ from stackgen.images.contracts import load_contract
 from stackgen import stackdir
 from stackgen.operate import backup
 from tests.golden import golden_stack
+from tests.support.fakes import FakeContainer, FakeEngine, volume_tar
 
 
-def volume_tar(files: dict[str, tuple[bytes, int, int, int]], root=(0o750, 1000, 1000)) -> bytes:
-    """A tar like the engine's archive API returns for a mount point named `vol`."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("vol")
-        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, root[0], root[1], root[2]
-        tar.addfile(info)
-        for name, (data, mode, uid, gid) in files.items():
-            if data is None:
-                info = tarfile.TarInfo(f"vol/{name}")
-                info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, gid
-                tar.addfile(info)
-                continue
-            if isinstance(data, str):  # a symlink target
-                info = tarfile.TarInfo(f"vol/{name}")
-                info.type, info.linkname, info.mode = tarfile.SYMTYPE, data, 0o777
-                tar.addfile(info)
-                continue
-            info = tarfile.TarInfo(f"vol/{name}")
-            info.size, info.mode, info.uid, info.gid = len(data), mode, uid, gid
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-class FakeVolume:
-    def __init__(self, engine, name, labels=None):
-        self.engine, self.name, self.labels = engine, name, labels or {}
-
-    def remove(self):
-        self.engine.volumes_by_name.pop(self.name)
-
-
-class FakeHelper:
-    def __init__(self, engine, volume):
-        self.engine, self.volume = engine, volume
-
-    def get_archive(self, path):
-        return iter([self.engine.content[self.volume]]), {}
-
-    def put_archive(self, path, data):
-        self.engine.put[self.volume] = data.read()
-        return True
-
-    def remove(self, force=False, v=False):
-        self.engine.helpers_removed += 1
-        # certbot's image declares VOLUMEs: without v=True each helper leaks anonymous volumes.
-        self.engine.helpers_removed_with_volumes += int(bool(v))
-
-
-class FakeUser:
-    def __init__(self, name, status):
-        self.name, self.status = name, status
-
-
-class FakeVolumes:
-    def __init__(self, engine):
-        self.engine = engine
-
-    def list(self, filters=None):
-        labels = dict(item.split("=", 1) for item in filters["label"])
-        name = f"{labels['com.docker.compose.project']}_{labels['com.docker.compose.volume']}"
-        return [FakeVolume(self.engine, name)] if name in self.engine.volumes_by_name else []
-
-    def get(self, name):
-        from docker.errors import NotFound
-
-        if name not in self.engine.volumes_by_name:
-            raise NotFound(name)
-        return FakeVolume(self.engine, name)
-
-    def create(self, name, labels=None):
-        self.engine.volumes_by_name[name] = labels or {}
-        self.engine.content.setdefault(name, volume_tar({}))
-        return FakeVolume(self.engine, name, labels)
-
-
-class FakeContainers:
-    def __init__(self, engine):
-        self.engine = engine
-
-    def create(self, image, command=None, entrypoint=None, network_disabled=None, labels=None, volumes=None):
-        self.engine.images_used.append(image)
-        (volume,) = volumes
-        return FakeHelper(self.engine, volume)
-
-    def list(self, all=False, filters=None):
-        return self.engine.users.get(filters["volume"], [])
-
-
-class FakeEngine:
-    def __init__(self):
-        self.volumes_by_name: dict[str, dict] = {}
-        self.content: dict[str, bytes] = {}
-        self.put: dict[str, bytes] = {}
-        self.users: dict[str, list] = {}
-        self.images_used: list[str] = []
-        self.helpers_removed = 0
-        self.helpers_removed_with_volumes = 0
-        self.volumes = FakeVolumes(self)
-        self.containers = FakeContainers(self)
+def FakeUser(name: str, status: str) -> FakeContainer:
+    """A container that uses a volume (what the engine lists for `filters={"volume": ...}`)."""
+    return FakeContainer(name=name, status=status)
 
 
 @pytest.fixture

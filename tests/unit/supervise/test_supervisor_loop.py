@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,127 +14,13 @@ from stackgen.verify.report import Finding, Severity
 from stackgen.supervise.config import Settings
 from stackgen.supervise.supervisor import Supervisor
 from stackgen.supervise.state import read_state
+from tests.support import fakes
 
 PROJECT = "fakeproj"
 
 
-class FakeStream:
-    def __init__(self, engine):
-        self.engine = engine
-        self.items: queue.Queue = queue.Queue()
-        self.closed = False
-
-    def __iter__(self):
-        while True:
-            item = self.items.get()
-            if item is None or self.closed:
-                return
-            if isinstance(item, Exception):
-                raise item
-            yield item
-
-    def close(self):
-        self.closed = True
-        self.items.put(None)
-
-
-class FakeContainer:
-    def __init__(self, engine, service, health="healthy", status="running"):
-        self.engine = engine
-        self.id = f"id-{service}"
-        self.service = service
-        self.health = health
-        self.status = status
-        self.restarts = 0
-
-    @property
-    def attrs(self):
-        return {
-            "Id": self.id,
-            "Config": {"Labels": {"com.docker.compose.project": PROJECT, "com.docker.compose.service": self.service}},
-            "State": {"Status": self.status, "Running": self.status == "running", "Paused": False,
-                      "Health": {"Status": self.health}, "StartedAt": "2024-05-01T10:00:00Z"},
-        }
-
-    def reload(self):
-        pass
-
-    def restart(self, timeout=10):
-        self.engine.check()
-        self.restarts += 1
-        self.engine.restart_times.append(time.monotonic())
-        for action in ("kill", "die", "stop", "start"):
-            self.engine.emit(self, action)
-        self.health = "starting"
-        self.engine.emit(self, "restart")
-
-
-class FakeContainers:
-    def __init__(self, engine):
-        self.engine = engine
-
-    def list(self, all=False, filters=None):
-        self.engine.check()
-        return list(self.engine.items.values())
-
-    def get(self, cid):
-        self.engine.check()
-        for item in self.engine.items.values():
-            if item.id == cid:
-                return item
-        from docker.errors import NotFound
-
-        raise NotFound(cid)
-
-
-class FakeEngine:
-    """One engine that can go down and come back; every connect() gets a client on it."""
-
-    def __init__(self):
-        self.up = True
-        self.items: dict[str, FakeContainer] = {}
-        self.streams: list[FakeStream] = []
-        self.restart_times: list[float] = []
-        self.connects = 0
-        self.containers = FakeContainers(self)
-
-    def check(self):
-        if not self.up:
-            raise ConnectionError("engine down")
-
-    def connect(self):
-        self.connects += 1
-        self.check()
-        return self
-
-    def events(self, decode=True, filters=None):
-        self.check()
-        assert filters["label"] == [f"com.docker.compose.project={PROJECT}"] and "health_status" in filters["event"]
-        stream = FakeStream(self)
-        self.streams.append(stream)
-        return stream
-
-    def close(self):
-        pass
-
-    def add(self, service, **kw):
-        self.items[service] = FakeContainer(self, service, **kw)
-        return self.items[service]
-
-    def emit(self, container, action, **attributes):
-        event = {"Type": "container", "Action": action, "Actor": {"ID": container.id, "Attributes": {
-            "com.docker.compose.project": PROJECT, "com.docker.compose.service": container.service, **attributes}}}
-        for stream in self.streams:
-            if not stream.closed:
-                stream.items.put(event)
-
-    def go_down(self):
-        self.up = False
-        for stream in self.streams:
-            stream.items.put(ConnectionError("EOF"))
-
-    def come_back(self):
-        self.up = True
+# One engine that can go down and come back; every connect() gets a client on it.
+FakeEngine = partial(fakes.FakeEngine, project=PROJECT)
 
 
 def wait_for(predicate, timeout=10.0, what="condition"):

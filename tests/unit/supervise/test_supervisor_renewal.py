@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pytest
 
 from stackgen.operate import renewal
 from tests.golden import golden_stack
+from tests.support.fakes import FakeContainer, FakeEngine
 
 
 def make_cert(tmp_path, days: int = 30, serial: str = "0x0a1b2c3d4e"):
@@ -48,39 +48,6 @@ def test_serial_normalisation(raw, expected):
 # --- renew() against a fake engine ---------------------------------------------------------
 
 
-@dataclass
-class Result:
-    exit_code: int
-    output: tuple
-
-
-@dataclass
-class FakeContainer:
-    name: str
-    handler: object
-    calls: list = field(default_factory=list)
-
-    def exec_run(self, command, user="", demux=False):
-        self.calls.append(command)
-        code, out, err = self.handler(command)
-        return Result(code, (out.encode(), err.encode()))
-
-
-class FakeContainers:
-    def __init__(self, by_service):
-        self.by_service = by_service
-
-    def list(self, all=False, filters=None):
-        labels = dict(item.split("=", 1) for item in filters["label"])
-        found = self.by_service.get(labels.get("com.docker.compose.service"))
-        return [found] if found else []
-
-
-class FakeEngine:
-    def __init__(self, by_service):
-        self.containers = FakeContainers(by_service)
-
-
 class World:
     """A sidecar whose renew can succeed or fail, files that can be good or bad, an edge that may reload."""
 
@@ -93,9 +60,9 @@ class World:
         self.picks_up = picks_up
         self.reload_code = reload_code
         self.reload_works = reload_works
-        self.certbot = FakeContainer("certbot", self.certbot_exec)
-        self.edge = FakeContainer("edge", self.edge_exec)
-        self.engine = FakeEngine({"certbot": self.certbot, "edge": self.edge})
+        self.certbot = FakeContainer("certbot", exec=self.certbot_exec)
+        self.edge = FakeContainer("edge", exec=self.edge_exec)
+        self.engine = FakeEngine([self.certbot, self.edge], project=STACK.project)
         monkeypatch.setattr(renewal, "served_certificate", self.served)
         monkeypatch.setattr(renewal.time, "sleep", lambda s: None)
 
