@@ -32,7 +32,7 @@ def engine_url() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
 
 
-def client(timeout: int = 60) -> "docker.DockerClient":
+def client(timeout: int = 60) -> docker.DockerClient:
     """A connected SDK client, or a clear error saying where stackgen looked."""
     import docker
     from docker.errors import DockerException
@@ -101,7 +101,7 @@ def label_filter(project: str, **keys: str) -> dict[str, list[str]]:
 _LABEL_OF = {"service": SERVICE_LABEL, "network": NETWORK_LABEL, "volume": VOLUME_LABEL, "number": NUMBER_LABEL}
 
 
-def project_containers(engine: "docker.DockerClient", project: str, all_: bool = True) -> list:
+def project_containers(engine: docker.DockerClient, project: str, all_: bool = True) -> list:
     """Containers Compose created for `project` (stopped ones too unless `all_=False`)."""
     return engine.containers.list(all=all_, filters=label_filter(project))
 
@@ -116,19 +116,19 @@ def is_oneoff(labels: dict[str, str]) -> bool:
     return labels.get(ONEOFF_LABEL) == "True"
 
 
-def service_container(engine: "docker.DockerClient", project: str, service: str, all_: bool = False):
+def service_container(engine: docker.DockerClient, project: str, service: str, all_: bool = False):
     """The container of `service` in `project` (running ones only unless `all_`), or None."""
     found = engine.containers.list(all=all_, filters=label_filter(project, service=service))
     return found[0] if found else None
 
 
-def project_networks(engine: "docker.DockerClient", project: str, network: str | None = None) -> list:
+def project_networks(engine: docker.DockerClient, project: str, network: str | None = None) -> list:
     """Networks Compose created for `project`; with `network`, only the one with that compose key."""
     keys = {"network": network} if network else {}
     return engine.networks.list(filters=label_filter(project, **keys))
 
 
-def project_volumes(engine: "docker.DockerClient", project: str, volume: str | None = None) -> list:
+def project_volumes(engine: docker.DockerClient, project: str, volume: str | None = None) -> list:
     """Volumes Compose created for `project`; with `volume`, only the one with that compose key."""
     keys = {"volume": volume} if volume else {}
     return engine.volumes.list(filters=label_filter(project, **keys))

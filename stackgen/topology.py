@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
-from stackgen.constants import NODE_RED_PORT, ROLE_LABEL, UPSTREAM_LABEL
+from stackgen.constants import NODE_RED_PORT, ROLE_LABEL
 
 __all__ = [
     "Source",
@@ -451,9 +451,9 @@ def routed_ports(labels: Mapping[str, str], environment: Mapping[str, str | None
     found: set[int] = set()
     for key, value in labels.items():
         text = str(value).strip()
-        if key.startswith("traefik.") and (key.endswith(".loadbalancer.server.port") or key == "traefik.port"):
-            if text.isdigit():
-                found.add(int(text))
+        routed = key.startswith("traefik.") and (key.endswith(".loadbalancer.server.port") or key == "traefik.port")
+        if routed and text.isdigit():
+            found.add(int(text))
         found.update(int(m) for m in _UPSTREAMS.findall(text))
     port = str((environment or {}).get("VIRTUAL_PORT") or "").strip()
     if port.isdigit():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackgen import engine as engines
+from stackgen.constants import NETWORK_LABEL, PROBE_LABEL, PROJECT_LABEL, SERVICE_LABEL
 from stackgen.topology import (
     Device,
     Healthcheck,
@@ -27,12 +29,6 @@ from stackgen.topology import (
     normalise_cap,
 )
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-NETWORK_LABEL = "com.docker.compose.network"
-VOLUME_LABEL = "com.docker.compose.volume"
-PROBE_LABEL = "org.stackgen.probe"  # stackgen's own short-lived probe containers: never part of a stack
-
 
 def network_key(attrs: dict[str, Any], project: str) -> str:
     labels = attrs.get("Labels") or {}
@@ -44,7 +40,7 @@ def network_key(attrs: dict[str, Any], project: str) -> str:
 def project_networks(engine, project: str) -> dict[str, dict[str, Any]]:
     """Full inspect data of the project's networks, by compose key."""
     found = {}
-    for network in engine.networks.list(filters={"label": f"{PROJECT_LABEL}={project}"}):
+    for network in engines.project_networks(engine, project):
         attrs = engine.api.inspect_network(network.id)
         found[network_key(attrs, project)] = attrs
     return found
@@ -163,7 +159,7 @@ def observe(engine, project: str, declared: Topology | None = None) -> Topology:
     """The project's running containers, plus any other container attached to its networks."""
     networks = project_networks(engine, project)
     name_to_key = {attrs["Name"]: key for key, attrs in networks.items()}
-    containers = {c.id: c for c in engine.containers.list(filters={"label": f"{PROJECT_LABEL}={project}"})}
+    containers = {c.id: c for c in engines.project_containers(engine, project, all_=False)}
     for attrs in networks.values():
         for container_id in attrs.get("Containers") or {}:
             if container_id not in containers:

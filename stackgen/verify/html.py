@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stackgen.findings import Finding, Severity
-from stackgen.verify.report import Summary
+from stackgen.topology import Port, Role, Topology
 from stackgen.verify.elements import STACK, Element, Store, placed, stores, worst
-from stackgen.topology import Port, Role, Service, Topology
+from stackgen.verify.report import Summary
 
 __all__ = ["Section", "render_html", "render_sections", "topology_svg"]
 
@@ -371,7 +371,7 @@ def _badge(findings: Iterable[Finding], box: _Box, element_id: str) -> str:
     pills = [(sev, f"{n} {SEV_SHORT[sev]}") for sev, n in counts]  # worst first, right-aligned on the box
     widths = [14 + len(text) * 6.6 for _, text in pills]
     x = box.x + box.w - 8 - sum(widths) - 4 * (len(pills) - 1)
-    for (sev, text), width in zip(pills, widths):
+    for (sev, text), width in zip(pills, widths, strict=True):
         parts.append(f'<rect class="sev-{sev.value}" x="{x:.1f}" y="{box.y - 14:.1f}" width="{width:.1f}" height="20" rx="10"/>')
         parts.append(f'<text x="{x + width / 2:.1f}" y="{box.y:.1f}" text-anchor="middle">{text}</text>')
         x += width + 4
@@ -447,7 +447,7 @@ td.ok { color: #1a7f37; font-weight: bold; } td.bad { color: #d1242f; font-weigh
 ul.contents { list-style: none; padding: 0; } ul.contents li { margin: 4px 0; }
 ul.contents .verdict { font-size: 11px; min-width: 44px; text-align: center; }
 code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
-"""
+"""  # noqa: E501 - one CSS rule a line reads best
 
 def _legend() -> str:
     roles = sorted(Role, key=lambda r: (ROLE_ORDER.get(r.value, 9), r.value))

@@ -14,8 +14,8 @@ import re
 from collections.abc import Sequence
 
 from stackgen.findings import Finding, Severity
-from stackgen.verify.elements import placed
 from stackgen.topology import Role, Topology
+from stackgen.verify.elements import placed
 
 _ROLE_SHAPE = {Role.NODE_RED: ("[[", "]]"), Role.EDGE: ("{{", "}}"), Role.CERTBOT: ("[/", "/]"),
                Role.DATABASE: ("[(", ")]"), Role.OTHER: ("[", "]")}
@@ -42,7 +42,8 @@ def render_mermaid(topo: Topology, findings: Sequence[Finding] = ()) -> str:
         kind = "internal" if network.internal else ("external" if network.external else "routed")
         lines.append(f"  subgraph {_id('net', key)}[{_label(f'network {key} ({kind})')}]")
         for svc in sorted(topo.members(key), key=lambda s: s.name):
-            lines.append(f"    {_id('svc', key + '__' + svc.name)}{_ROLE_SHAPE[svc.role][0]}{_label(f'{svc.name} · {svc.role.value}')}{_ROLE_SHAPE[svc.role][1]}")
+            open_, close = _ROLE_SHAPE[svc.role]
+            lines.append(f"    {_id('svc', key + '__' + svc.name)}{open_}{_label(f'{svc.name} · {svc.role.value}')}{close}")
         lines.append("  end")
     for svc in sorted(topo.services.values(), key=lambda s: s.name):
         nodes = [_id("svc", n + "__" + svc.name) for n in svc.networks if n in topo.networks]
@@ -50,7 +51,7 @@ def render_mermaid(topo: Topology, findings: Sequence[Finding] = ()) -> str:
             nodes = [_id("svc", svc.name)]
             open_, close = _ROLE_SHAPE[svc.role]
             lines.append(f"  {nodes[0]}{open_}{_label(f'{svc.name} · {svc.role.value} · no network')}{close}")
-        for a, b in zip(nodes, nodes[1:]):
+        for a, b in zip(nodes, nodes[1:], strict=False):  # neighbours
             lines.append(f"  {a} -.-|{_label('same container')}| {b}")
         for port in svc.ports:
             lines.append(f"  host -->|{_label(port.describe())}| {nodes[0]}")

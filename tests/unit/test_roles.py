@@ -107,7 +107,10 @@ def role_of(tmp_path: Path, service: str) -> tuple[Role, str]:
         ("  front:\n    image: registry.local/front:2\n    healthcheck:\n      test: [CMD, traefik, healthcheck, --ping]\n", (Role.EDGE, "healthcheck")),
         # a database's readiness probe
         ("  store:\n    image: registry.local/store:1\n    healthcheck:\n      test: [CMD, pg_isready, -U, app]\n", (Role.DATABASE, "healthcheck")),
-        ("  store:\n    image: registry.local/store:1\n    healthcheck:\n      test: [CMD-SHELL, 'redis-cli ping | grep PONG']\n", (Role.DATABASE, "healthcheck")),
+        (
+            "  store:\n    image: registry.local/store:1\n    healthcheck:\n      test: [CMD-SHELL, 'redis-cli ping | grep PONG']\n",
+            (Role.DATABASE, "healthcheck"),
+        ),
     ],
 )
 def test_healthcheck_evidence(tmp_path, service, expected):

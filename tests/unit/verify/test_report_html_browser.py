@@ -14,8 +14,8 @@ import pytest
 
 from stackgen.cli.verify import main
 from stackgen.findings import Severity
-from stackgen.verify.report import summarise
 from stackgen.verify.html import render_html
+from stackgen.verify.report import summarise
 from tests import chromium
 from tests.htmltree import parse
 from tests.unit.verify.test_report_html import HOSTILE, hostile_topology

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from stackgen.verify.pipeline import verify
 from stackgen.verify.rules import ALL_RULES
 from stackgen.verify.rules.base import Rule
-from stackgen.verify.pipeline import verify
 
 
 def active_rules(tmp_path: Path, text: str) -> set[str]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from stackgen.topology import Topology
 from stackgen.verify.rules import ALL_RULES, RETIRED, get_rule
 from stackgen.verify.rules.docs import rules_markdown
-from stackgen.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stackgen.cli.app import app
-from stackgen.verify.pipeline import verify
 from stackgen.verify.each import stacks, verify_each
+from stackgen.verify.pipeline import verify
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 

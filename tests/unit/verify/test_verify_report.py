@@ -10,9 +10,9 @@ import pytest
 
 from stackgen import __version__
 from stackgen.findings import Severity
+from stackgen.verify.pipeline import UsageError, parse_cli_ignore, parse_fail_on, verify
 from stackgen.verify.report import render_json, render_sarif, render_text
 from stackgen.verify.rules import ALL_RULES
-from stackgen.verify.pipeline import UsageError, parse_cli_ignore, parse_fail_on, verify
 
 ROOT = Path(__file__).resolve().parents[3]
 SARIF_SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
