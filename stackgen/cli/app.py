@@ -1,23 +1,31 @@
-"""The `stackgen` command line. Thin on purpose: parse, call a module, print."""
+"""The typer app: `init`, `generate`, `up`, `down`, `schema` here, the other families added by their modules' `register`.
+
+Thin on purpose: parse, call a module, print. Reached through `stackgen.cli.entry` for every command
+that is not answered without typer (see `stackgen.cli`); subsystems are imported inside the commands.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from stackgen import __version__
+from stackgen.cli.commands import SUMMARY, summary
+from stackgen.cli.errors import fail
 from stackgen.constants import EDGES, PLATFORMS, TLS_MODES
 from stackgen.errors import StackgenError, problems
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 app = typer.Typer(
     name="stackgen",
-    help="Put Node-RED on the internet safely: render, verify and run a hardened stack.",
+    help=SUMMARY,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -55,11 +63,6 @@ FLAG_OF_FIELD = {
 }
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
 @app.callback()
 def main(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
@@ -69,7 +72,7 @@ def main(
         raise typer.Exit(0)
 
 
-@app.command()
+@app.command(short_help=summary("schema"))
 def schema() -> None:
     """Print the JSON Schema of stack.yaml (for editors' YAML language servers)."""
     from stackgen.spec import Stack
@@ -91,36 +94,38 @@ def _default_project(directory: Path) -> str:
     return name or "nodered"
 
 
-@app.command()
+@app.command(short_help=summary("init"))
 def init(
     directory: Annotated[Path, typer.Argument(help="Stack directory to create (stack.yaml and everything rendered from it).")],
-    domain: Annotated[Optional[list[str]], typer.Option("--domain", "-d", help="Host name to serve (repeat for more).")] = None,
-    email: Annotated[Optional[str], typer.Option(help="ACME account e-mail.")] = None,
-    edge: Annotated[Optional[str], typer.Option(help="Edge proxy: caddy, nginx or traefik.")] = None,
-    tls_mode: Annotated[Optional[str], typer.Option(help="certbot-http01, certbot-dns01, edge-acme, internal or files.")] = None,
-    platform: Annotated[Optional[str], typer.Option(help="linux/amd64, linux/arm64 (Pi, 64-bit) or linux/arm/v7 (Pi, 32-bit).")] = None,
-    project: Annotated[Optional[str], typer.Option(help="Compose project name (default: the directory's name).")] = None,
+    domain: Annotated[list[str] | None, typer.Option("--domain", "-d", help="Host name to serve (repeat for more).")] = None,
+    email: Annotated[str | None, typer.Option(help="ACME account e-mail.")] = None,
+    edge: Annotated[str | None, typer.Option(help="Edge proxy: caddy, nginx or traefik.")] = None,
+    tls_mode: Annotated[str | None, typer.Option(help="certbot-http01, certbot-dns01, edge-acme, internal or files.")] = None,
+    platform: Annotated[str | None, typer.Option(help="linux/amd64, linux/arm64 (Pi, 64-bit) or linux/arm/v7 (Pi, 32-bit).")] = None,
+    project: Annotated[str | None, typer.Option(help="Compose project name (default: the directory's name).")] = None,
     admin_user: Annotated[str, typer.Option(help="Node-RED editor user.")] = "admin",
-    admin_password_file: Annotated[Optional[str], typer.Option(help="File holding the admin password ('-' = stdin). Only its bcrypt hash is stored.")] = None,
-    acme_directory: Annotated[Optional[str], typer.Option(help="ACME directory URL (private CA). Default: Let's Encrypt.")] = None,
+    admin_password_file: Annotated[str | None, typer.Option(help="File holding the admin password ('-' = stdin). Only its bcrypt hash is stored.")] = None,
+    acme_directory: Annotated[str | None, typer.Option(help="ACME directory URL (private CA). Default: Let's Encrypt.")] = None,
     staging: Annotated[bool, typer.Option(help="Let's Encrypt staging.")] = False,
-    ca_bundle: Annotated[Optional[Path], typer.Option(help="CA bundle (PEM) trusted for the ACME directory (private CA).")] = None,
-    dns_provider: Annotated[Optional[str], typer.Option(help="certbot DNS plugin (certbot-dns01).")] = None,
-    dns_credentials_file: Annotated[Optional[Path], typer.Option(help="DNS plugin credentials (certbot-dns01).")] = None,
-    cert_file: Annotated[Optional[Path], typer.Option(help="Certificate chain (files mode).")] = None,
-    key_file: Annotated[Optional[Path], typer.Option(help="Private key (files mode).")] = None,
+    ca_bundle: Annotated[Path | None, typer.Option(help="CA bundle (PEM) trusted for the ACME directory (private CA).")] = None,
+    dns_provider: Annotated[str | None, typer.Option(help="certbot DNS plugin (certbot-dns01).")] = None,
+    dns_credentials_file: Annotated[Path | None, typer.Option(help="DNS plugin credentials (certbot-dns01).")] = None,
+    cert_file: Annotated[Path | None, typer.Option(help="Certificate chain (files mode).")] = None,
+    key_file: Annotated[Path | None, typer.Option(help="Private key (files mode).")] = None,
     bind_address: Annotated[str, typer.Option(help="Host address the edge publishes on.")] = "0.0.0.0",
     http_port: Annotated[int, typer.Option(help="Host HTTP port.")] = 80,
     https_port: Annotated[int, typer.Option(help="Host HTTPS port.")] = 443,
     egress: Annotated[bool, typer.Option("--egress/--no-egress", help="Allow Node-RED outbound connections.")] = False,
     editor_path: Annotated[str, typer.Option(help="URL path of the Node-RED editor.")] = "/",
     timezone: Annotated[str, typer.Option(help="Time zone of the containers.")] = "Etc/UTC",
-    image_node_red: Annotated[Optional[str], typer.Option(help="Node-RED image override.")] = None,
-    image_edge: Annotated[Optional[str], typer.Option(help="Edge image override.")] = None,
-    image_certbot: Annotated[Optional[str], typer.Option(help="Certificate sidecar image override.")] = None,
+    image_node_red: Annotated[str | None, typer.Option(help="Node-RED image override.")] = None,
+    image_edge: Annotated[str | None, typer.Option(help="Edge image override.")] = None,
+    image_certbot: Annotated[str | None, typer.Option(help="Certificate sidecar image override.")] = None,
     non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Fail instead of prompting for anything missing.")] = False,
 ) -> None:
     """Create a new stack: write stack.yaml, then render every file from it."""
+    from pydantic import ValidationError
+
     from stackgen import stackdir
     from stackgen.generate import passwords
     from stackgen.spec import Stack
@@ -219,7 +224,7 @@ def _report(directory: Path, result) -> None:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
-@app.command()
+@app.command(short_help=summary("generate"))
 def generate(
     directory: Annotated[Path, typer.Argument(help="Stack directory holding stack.yaml.")] = Path("."),
     force: Annotated[bool, typer.Option(help="Overwrite files edited by hand (each is kept as a .bak backup).")] = False,
@@ -242,7 +247,7 @@ def generate(
         out.print("up to date")
 
 
-def _progress_table(current) -> "Table":
+def _progress_table(current) -> Table:
     from rich.table import Table
 
     table = Table(title="stackgen up", expand=False)
@@ -255,7 +260,7 @@ def _progress_table(current) -> "Table":
     return table
 
 
-@app.command()
+@app.command(short_help=summary("up"))
 def up(
     directory: Annotated[Path, typer.Argument(help="Stack directory.")] = Path("."),
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be healthy.")] = 300.0,
@@ -289,7 +294,7 @@ def up(
                   f"Node-RED can reach services the host listens on. Fix: {lifecycle.firewall_rule(directory).fix}")
 
 
-@app.command()
+@app.command(short_help=summary("down"))
 def down(
     directory: Annotated[Path, typer.Argument(help="Stack directory.")] = Path("."),
     volumes: Annotated[bool, typer.Option("--volumes", help="Also delete the volumes: Node-RED's flows and the certificates and keys.")] = False,

@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from stackgen.cli.commands import summary
+from stackgen.cli.errors import fail as _fail
+from stackgen.cli.errors import print_error
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -21,9 +25,6 @@ err = Console(stderr=True, soft_wrap=True)
 PLATFORM_HELP = "Target platform: linux/amd64, linux/arm64 or linux/arm/v7 (default: stack.yaml's `platform`)."
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _stack(directory: Path):
@@ -34,16 +35,18 @@ def _stack(directory: Path):
 
 def images_check(
     directory: Annotated[Path, typer.Argument(help="Stack directory holding stack.yaml.")] = Path("."),
-    registry: Annotated[Optional[str], typer.Option(help="Read every manifest from this registry (HOST[:PORT]: a mirror or a local registry) instead of each image's own.")] = None,
-    platform: Annotated[Optional[str], typer.Option(help=PLATFORM_HELP)] = None,
-    pin: Annotated[bool, typer.Option("--pin", help="Write each image's digest for the platform into stack.yaml (images.*); then run `stackgen generate`.")] = False,
+    registry: Annotated[str | None, typer.Option(help="Read every manifest from this registry (HOST[:PORT]: a mirror or a local registry) "
+                                                            "instead of each image's own.")] = None,
+    platform: Annotated[str | None, typer.Option(help=PLATFORM_HELP)] = None,
+    pin: Annotated[bool, typer.Option("--pin", help="Write each image's digest for the platform into stack.yaml (images.*); "
+                                                    "then run `stackgen generate`.")] = False,
     source: Annotated[str, typer.Option(help="auto: the registry, else the local engine's image; registry; engine.")] = "auto",
     output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
 ) -> None:
     """Confirm every image of the stack has the target platform; report its digest; optionally pin it."""
+    from stackgen.errors import StackgenError
     from stackgen.images import registry as images
     from stackgen.images.build import parse_platforms
-    from stackgen.errors import StackgenError
 
     try:
         if source not in ("auto", "registry", "engine"):
@@ -73,7 +76,7 @@ def images_check(
         _print_checks(checks, target)
     if failed:
         for check in failed:
-            err.print(f"[bold red]error:[/] {escape(check.service + ': ' + check.note)}", highlight=False)
+            print_error(f"{check.service}: {check.note}")
         raise typer.Exit(1)
     if pin:
         try:
@@ -111,18 +114,20 @@ def _print_checks(checks, target) -> None:
 
 def build(
     directory: Annotated[Path, typer.Argument(help="Stack directory holding stack.yaml.")] = Path("."),
-    platform: Annotated[Optional[list[str]], typer.Option("--platform", help="Target platform (repeat, or comma-separate). Default: stack.yaml's.")] = None,
-    registry: Annotated[Optional[str], typer.Option(envvar="STACKGEN_REGISTRY", help="Push to this registry (HOST[:PORT]); needed for more than one platform. Without it a single platform is built into the local engine.")] = None,
-    base: Annotated[Optional[str], typer.Option(help="Image to start FROM (default: the official Node-RED image stackgen pins for the platform).")] = None,
-    repository: Annotated[Optional[str], typer.Option(help="Repository in the registry (default: stackgen/<project>-node-red).")] = None,
-    tag: Annotated[Optional[str], typer.Option(help="Tag (default: <node-red version>-<hash of the build inputs>).")] = None,
+    platform: Annotated[list[str] | None, typer.Option("--platform", help="Target platform (repeat, or comma-separate). Default: stack.yaml's.")] = None,
+    registry: Annotated[str | None, typer.Option(envvar="STACKGEN_REGISTRY", help="Push to this registry (HOST[:PORT]); needed for more than one platform. "
+                                                    "Without it a single platform is built into the local engine.")] = None,
+    base: Annotated[str | None, typer.Option(help="Image to start FROM (default: the official Node-RED image stackgen pins for the platform).")] = None,
+    repository: Annotated[str | None, typer.Option(help="Repository in the registry (default: stackgen/<project>-node-red).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Tag (default: <node-red version>-<hash of the build inputs>).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Build every step again.")] = False,
-    write: Annotated[bool, typer.Option("--write/--no-write", help="Set images.node_red in stack.yaml to the built image (then run `stackgen generate`).")] = True,
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Set images.node_red in stack.yaml to the built image "
+                                                 "(then run `stackgen generate`).")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every build log line, not only the steps.")] = False,
 ) -> None:
     """Build the custom Node-RED image (base + node_red.extra_nodes, locked) for every target platform."""
-    from stackgen.images import build as builds
     from stackgen.errors import StackgenError
+    from stackgen.images import build as builds
 
     def report(event: builds.Event) -> None:
         if event.kind == "log" and not verbose:
@@ -157,13 +162,14 @@ def _registry_errors() -> tuple[type, ...]:
 
 
 def doctor(
-    directory: Annotated[Optional[Path], typer.Argument(help="Stack directory (its platform is the target).")] = None,
-    platform: Annotated[Optional[list[str]], typer.Option("--platform", help="Target platform(s). Default: the stack's, else linux/arm64 and linux/arm/v7.")] = None,
+    directory: Annotated[Path | None, typer.Argument(help="Stack directory (its platform is the target).")] = None,
+    platform: Annotated[list[str] | None, typer.Option("--platform", help="Target platform(s). "
+                                                       "Default: the stack's, else linux/arm64 and linux/arm/v7.")] = None,
 ) -> None:
     """Check that this machine can build and run images for the target platforms (engine, builder, QEMU/binfmt)."""
+    from stackgen.errors import StackgenError
     from stackgen.images import doctor as doctors
     from stackgen.images.build import parse_platforms
-    from stackgen.errors import StackgenError
 
     try:
         if platform:
@@ -188,8 +194,8 @@ def doctor(
 
 def register(app: typer.Typer) -> None:
     """Add `images check`, `build` and `doctor` to stackgen's app."""
-    images_app = typer.Typer(help="Image platforms and digests.", no_args_is_help=True)
+    images_app = typer.Typer(help=summary("images"), no_args_is_help=True)
     images_app.command("check")(images_check)
     app.add_typer(images_app, name="images")
-    app.command("build")(build)
-    app.command("doctor")(doctor)
+    app.command("build", short_help=summary("build"))(build)
+    app.command("doctor", short_help=summary("doctor"))(doctor)

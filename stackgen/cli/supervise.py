@@ -1,6 +1,6 @@
 """The `supervise`, `status`, `renew`, `backup` and `restore` commands: `register(app)` adds them.
 
-Thin, like the rest of the CLI: parse, call stackgen.supervise.supervisor / renewal / backup, print.
+Thin, like the rest of the CLI: parse, call stackgen.supervise (supervisor, status) / operate (renewal, backup), print.
 """
 
 from __future__ import annotations
@@ -8,19 +8,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
+from stackgen.cli.commands import summary
+from stackgen.cli.errors import fail as _fail
 from stackgen.errors import StackgenError
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    from stackgen.cli.app import fail
-
-    return fail(message, code)
 
 
 def _ago(ts: float | None, now: float) -> str:
@@ -42,37 +38,40 @@ def _span(seconds: float) -> str:
 def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command, nested for lazy imports
     """Add `supervise`, `status`, `renew`, `backup`, `restore` to stackgen's typer app."""
 
-    @app.command()
+    @app.command(short_help=summary("supervise"))
     def supervise(
         directory: Annotated[Path, typer.Argument(help="Stack directory (or a directory with a compose.yaml: health healing only).")] = Path("."),
-        project: Annotated[Optional[str], typer.Option(help="Compose project (default: from stack.yaml or compose.yaml).")] = None,
-        backoff_base: Annotated[Optional[str], typer.Option(help="Delay before a container's 2nd restart; doubles each time. [default: 10s]")] = None,
-        backoff_cap: Annotated[Optional[str], typer.Option(help="Longest delay between restarts. [default: 5m]")] = None,
-        crash_loop_restarts: Annotated[Optional[int], typer.Option(help="Restarts within --crash-loop-window that mean a crash loop. [default: 5]")] = None,
-        crash_loop_window: Annotated[Optional[str], typer.Option(help="Window of the crash-loop count. [default: 30m]")] = None,
-        stable_after: Annotated[Optional[str], typer.Option(help="Healthy this long: backoff and crash loop reset. [default: 10m]")] = None,
-        stop_timeout: Annotated[Optional[str], typer.Option(help="Grace period of a restart's stop. [default: 10s]")] = None,
-        ignore_service: Annotated[Optional[list[str]], typer.Option(help="Never restart this service (repeatable).")] = None,
-        renew: Annotated[Optional[bool], typer.Option("--renew/--no-renew", help="Run certificate renewal on a schedule. [default: on]")] = None,
-        renew_interval: Annotated[Optional[str], typer.Option(help="Time between renewal runs. [default: 12h]")] = None,
-        renew_jitter: Annotated[Optional[str], typer.Option(help="Random extra delay of each renewal run. [default: 1h]")] = None,
-        cert_check_interval: Annotated[Optional[str], typer.Option(help="Time between probes of the served certificate. [default: 1h]")] = None,
-        expiry_days: Annotated[Optional[float], typer.Option(help="Alert when the served certificate expires within this many days. [default: 14]")] = None,
-        verify_interval: Annotated[Optional[str], typer.Option(help="Time between live verifications, 0 = off. [default: 15m]")] = None,
-        drift_min_severity: Annotated[Optional[str], typer.Option(help="Lowest finding severity that alerts. [default: medium]")] = None,
-        webhook_url: Annotated[Optional[str], typer.Option(help="POST alerts to this URL.")] = None,
-        webhook_format: Annotated[Optional[str], typer.Option(help="generic, ntfy or gotify. [default: generic]")] = None,
-        webhook_token_file: Annotated[Optional[Path], typer.Option(help="File with the webhook's token (never on the command line).")] = None,
-        webhook_retries: Annotated[Optional[int], typer.Option(help="Retries of a failed delivery. [default: 4]")] = None,
-        backup_interval: Annotated[Optional[str], typer.Option(help="Time between scheduled backups, 0 = off. [default: 0]")] = None,
-        backup_keep: Annotated[Optional[int], typer.Option(help="Scheduled backups kept. [default: 7]")] = None,
-        backup_dir: Annotated[Optional[Path], typer.Option(help="Where scheduled backups go. [default: DIR/backups]")] = None,
-        backup_include_keys: Annotated[Optional[bool], typer.Option("--backup-include-keys/--no-backup-include-keys", help="Scheduled backups include the private keys.")] = None,
-        engine_alert_after: Annotated[Optional[str], typer.Option(help="Alert when the engine is unreachable this long. [default: 2m]")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", help="Do not echo the JSON-lines log to stdout (it is always written to DIR/.stackgen-supervisor/).")] = False,
-        install_systemd: Annotated[bool, typer.Option("--install-systemd", help="Write a hardened systemd unit running this command, and say how to enable it.")] = False,
+        project: Annotated[str | None, typer.Option(help="Compose project (default: from stack.yaml or compose.yaml).")] = None,
+        backoff_base: Annotated[str | None, typer.Option(help="Delay before a container's 2nd restart; doubles each time. [default: 10s]")] = None,
+        backoff_cap: Annotated[str | None, typer.Option(help="Longest delay between restarts. [default: 5m]")] = None,
+        crash_loop_restarts: Annotated[int | None, typer.Option(help="Restarts within --crash-loop-window that mean a crash loop. [default: 5]")] = None,
+        crash_loop_window: Annotated[str | None, typer.Option(help="Window of the crash-loop count. [default: 30m]")] = None,
+        stable_after: Annotated[str | None, typer.Option(help="Healthy this long: backoff and crash loop reset. [default: 10m]")] = None,
+        stop_timeout: Annotated[str | None, typer.Option(help="Grace period of a restart's stop. [default: 10s]")] = None,
+        ignore_service: Annotated[list[str] | None, typer.Option(help="Never restart this service (repeatable).")] = None,
+        renew: Annotated[bool | None, typer.Option("--renew/--no-renew", help="Run certificate renewal on a schedule. [default: on]")] = None,
+        renew_interval: Annotated[str | None, typer.Option(help="Time between renewal runs. [default: 12h]")] = None,
+        renew_jitter: Annotated[str | None, typer.Option(help="Random extra delay of each renewal run. [default: 1h]")] = None,
+        cert_check_interval: Annotated[str | None, typer.Option(help="Time between probes of the served certificate. [default: 1h]")] = None,
+        expiry_days: Annotated[float | None, typer.Option(help="Alert when the served certificate expires within this many days. [default: 14]")] = None,
+        verify_interval: Annotated[str | None, typer.Option(help="Time between live verifications, 0 = off. [default: 15m]")] = None,
+        drift_min_severity: Annotated[str | None, typer.Option(help="Lowest finding severity that alerts. [default: medium]")] = None,
+        webhook_url: Annotated[str | None, typer.Option(help="POST alerts to this URL.")] = None,
+        webhook_format: Annotated[str | None, typer.Option(help="generic, ntfy or gotify. [default: generic]")] = None,
+        webhook_token_file: Annotated[Path | None, typer.Option(help="File with the webhook's token (never on the command line).")] = None,
+        webhook_retries: Annotated[int | None, typer.Option(help="Retries of a failed delivery. [default: 4]")] = None,
+        backup_interval: Annotated[str | None, typer.Option(help="Time between scheduled backups, 0 = off. [default: 0]")] = None,
+        backup_keep: Annotated[int | None, typer.Option(help="Scheduled backups kept. [default: 7]")] = None,
+        backup_dir: Annotated[Path | None, typer.Option(help="Where scheduled backups go. [default: DIR/backups]")] = None,
+        backup_include_keys: Annotated[bool | None, typer.Option("--backup-include-keys/--no-backup-include-keys",
+                                                                      help="Scheduled backups include the private keys.")] = None,
+        engine_alert_after: Annotated[str | None, typer.Option(help="Alert when the engine is unreachable this long. [default: 2m]")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", help="Do not echo the JSON-lines log to stdout "
+                                                       "(it is always written to DIR/.stackgen-supervisor/).")] = False,
+        install_systemd: Annotated[bool, typer.Option("--install-systemd",
+                                                                 help="Write a hardened systemd unit running this command, and say how to enable it.")] = False,
         unit_dir: Annotated[Path, typer.Option(help="--install-systemd: where the unit goes.")] = Path("/etc/systemd/system"),
-        unit_user: Annotated[Optional[str], typer.Option(help="--install-systemd: run as this user (in the docker group) instead of root.")] = None,
+        unit_user: Annotated[str | None, typer.Option(help="--install-systemd: run as this user (in the docker group) instead of root.")] = None,
     ) -> None:
         """Watch the running stack: heal unhealthy containers, renew and check certificates, watch for drift, alert."""
         from stackgen.supervise.config import load_settings
@@ -110,13 +109,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             raise _fail(str(exc)) from None
         raise typer.Exit(code)
 
-    @app.command()
+    @app.command(short_help=summary("status"))
     def status(
         directory: Annotated[Path, typer.Argument(help="Stack directory.")] = Path("."),
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """Services, health, restarts, backoff, certificate expiry, last verify and open alerts."""
         try:
+            from stackgen.supervise.status import collect_status
+
             report = collect_status(directory)
         except StackgenError as exc:
             raise _fail(str(exc)) from None
@@ -125,7 +126,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             return
         print_status(report)
 
-    @app.command("renew")
+    @app.command("renew", short_help=summary("renew"))
     def renew_command(
         directory: Annotated[Path, typer.Argument(help="Stack directory.")] = Path("."),
         force: Annotated[bool, typer.Option("--force", help="Renew even if the certificate is not due (certbot --force-renewal).")] = False,
@@ -146,16 +147,16 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
                 typer.echo(outcome.output[-2000:], err=True)
             raise typer.Exit(1)
 
-    @app.command()
+    @app.command(short_help=summary("backup"))
     def backup(
         directory: Annotated[Path, typer.Argument(help="Stack directory.")] = Path("."),
         include_keys: Annotated[bool, typer.Option("--include-keys", help="Also the certificate volume (private keys): keep the archive safe.")] = False,
-        output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Archive path. [default: DIR/backups/PROJECT-TIME.tar.gz]")] = None,
-        keep: Annotated[Optional[int], typer.Option(help="Afterwards, keep only the newest N archives in the backup directory.")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Archive path. [default: DIR/backups/PROJECT-TIME.tar.gz]")] = None,
+        keep: Annotated[int | None, typer.Option(help="Afterwards, keep only the newest N archives in the backup directory.")] = None,
     ) -> None:
         """Write one archive of Node-RED's /data, stack.yaml and the secrets (owners, modes, checksums kept)."""
-        from stackgen.operate import backup as backups
         from stackgen import engine as engines
+        from stackgen.operate import backup as backups
 
         try:
             result = backups.create(engines.client(), directory, output=output, include_keys=include_keys)
@@ -170,15 +171,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         for path in removed:
             typer.echo(f"removed old backup {path}")
 
-    @app.command()
+    @app.command(short_help=summary("restore"))
     def restore(
         archive: Annotated[Path, typer.Argument(help="Archive written by `stackgen backup`.")],
         directory: Annotated[Path, typer.Argument(help="Stack directory to restore into.")],
         force: Annotated[bool, typer.Option("--force", help="Replace a different stack.yaml (kept as .bak) and non-empty volumes.")] = False,
     ) -> None:
         """Verify an archive's checksums, then restore stack.yaml, secrets and volumes (never into a running stack)."""
-        from stackgen.operate import backup as backups
         from stackgen import engine as engines
+        from stackgen.operate import backup as backups
 
         try:
             result = backups.restore(engines.client(), archive, directory, force=force)
@@ -198,85 +199,6 @@ def backups_project(directory: Path) -> str:
 
 
 # --- status --------------------------------------------------------------------------------
-
-
-def collect_status(directory: Path) -> dict[str, Any]:
-    """Everything `status` shows, as data (the engine's view when it answers, the supervisor's state always)."""
-    from stackgen.supervise.supervisor import load_target
-    from stackgen.supervise.state import StateStore, read_state
-
-    target = load_target(directory)
-    state = read_state(target.directory)
-    now = time.time()
-    report: dict[str, Any] = {
-        "project": target.project,
-        "directory": str(target.directory),
-        "supervisor": {"running": StateStore(target.directory).locked_by_other() if (target.directory / ".stackgen-supervisor").exists() else False,
-                       **(state.get("supervisor") or {})},
-        "services": {},
-        "certificate": dict(state.get("certificate") or {}),
-        "renewal": dict(state.get("renewal") or {}),
-        "verify": {k: v for k, v in (state.get("verify") or {}).items() if k != "active"},
-        "backup": dict(state.get("backup") or {}),
-        "alerts": state.get("alerts") or {},
-        "engine": None,
-    }
-    records = state.get("services") or {}
-    names = list(((target.document or {}).get("services") or {}).keys())
-    for key in records:
-        if key not in names:
-            names.append(key)
-    engine_view: dict[str, dict[str, Any]] = {}
-    try:
-        from stackgen import engine as engines
-
-        client = engines.client(timeout=10)
-        for container in engines.project_containers(client, target.project):
-            attrs = container.attrs
-            labels = attrs["Config"].get("Labels") or {}
-            service = labels.get("com.docker.compose.service")
-            if not service:
-                continue
-            state_attrs = attrs.get("State") or {}
-            engine_view[service] = {"state": state_attrs.get("Status"), "health": (state_attrs.get("Health") or {}).get("Status"),
-                                    "engine_restarts": attrs.get("RestartCount", 0)}
-        report["engine"] = "connected"
-        if target.stack is not None:
-            try:
-                from stackgen.operate import renewal
-
-                served = renewal.served_certificate(client, target.stack, target.project)
-                report["certificate"].update(serial=served.serial, not_after=served.not_after, checked_at=now, live=True)
-            except Exception as exc:  # noqa: BLE001 - shown, not fatal
-                report["certificate"]["live_error"] = str(exc)
-    except StackgenError as exc:
-        report["engine"] = str(exc)
-    window = None
-    for name in names:
-        record = records.get(name) or {}
-        live = engine_view.get(name, {})
-        restarts = record.get("restarts") or []
-        if window is None:
-            from stackgen.supervise.config import load_settings
-
-            try:
-                window = load_settings(target.directory).crash_loop_window
-            except StackgenError:
-                window = 1800.0
-        recent = [r for r in restarts if now - r.get("at", 0) < window]
-        report["services"][name] = {
-            "state": live.get("state", record.get("status") or "absent"),
-            "health": live.get("health", record.get("health")),
-            "restarts": len(recent),
-            "restarts_by_supervisor": sum(1 for r in recent if r.get("by") == "supervisor"),
-            "engine_restarts": live.get("engine_restarts"),
-            "attempt": record.get("attempt", 0),
-            "next_restart_at": record.get("next_restart_at"),
-            "failed": record.get("failed", False),
-            "stopped_by_user": record.get("stopped_by_user", False),
-            "last_restart_at": record.get("last_restart_at"),
-        }
-    return report
 
 
 def print_status(report: dict[str, Any]) -> None:
@@ -312,7 +234,7 @@ def print_status(report: dict[str, Any]) -> None:
     cert = report["certificate"]
     if cert.get("not_after"):
         days = (cert["not_after"] - now) / 86400
-        when = datetime.fromtimestamp(cert["not_after"], timezone.utc).strftime("%Y-%m-%d")
+        when = datetime.fromtimestamp(cert["not_after"], UTC).strftime("%Y-%m-%d")
         style = "red" if days < 14 else "green"
         out.print(f"certificate: serial {cert.get('serial')}, expires [{style}]{when} (in {days:.0f} days)[/]", highlight=False)
     elif cert.get("live_error") or cert.get("error"):

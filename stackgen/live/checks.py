@@ -33,9 +33,9 @@ from typing import Any
 
 from stackgen.live import probes
 from stackgen.live.observe import PROBE_LABEL, observe, project_networks
-from stackgen.verify.report import Finding, Severity, summarise
-from stackgen.verify.rules import get_rule
 from stackgen.topology import NODE_RED_PORT, Role, Service, Topology
+from stackgen.verify.report import Finding
+from stackgen.verify.rules import get_rule
 
 CONNECT_TIMEOUT = 1.5
 CANARY_PORT = 18080
@@ -56,7 +56,8 @@ for (const f of (job.files || [])) {
   catch (e) { out.files[f] = e.code || 'error'; }
 }
 let left = job.targets.length;
-const done = () => { if (--left <= 0) { console.log(JSON.stringify(out)); } };  // a full line: the json-file log driver drops a trailing partial one; no process.exit, it can cut a piped write short
+// a full line: the json-file log driver drops a trailing partial one; no process.exit, it can cut a piped write short
+const done = () => { if (--left <= 0) { console.log(JSON.stringify(out)); } };
 if (!left) { left = 1; done(); }
 job.targets.forEach(([host, port], i) => {
   const s = net.connect({host, port});
@@ -418,7 +419,8 @@ def egress(ctx: LiveContext) -> None:
             outward = [gw for gw in routes if gw not in internal_gateways]
             detail = "default routes via " + (", ".join(routes) or "none") + f" (internal gateways: {', '.join(sorted(g for g in internal_gateways if g))})"
             if not ctx.check("no route out of node-red", not outward, detail):
-                ctx.report("SG303", node_red, f"Node-RED has a default route via {', '.join(outward)}, not an internal network's gateway, although egress is denied")
+                ctx.report("SG303", node_red, f"Node-RED has a default route via {', '.join(outward)}, "
+                                              "not an internal network's gateway, although egress is denied")
         for label, (host, port), outcome in zip(labels, targets, result.get("connect", []), strict=False):
             blocked = outcome == "blocked"
             ctx.check(f"node-red -> {label}", blocked, outcome)
@@ -426,7 +428,8 @@ def egress(ctx: LiveContext) -> None:
                 continue
             if label.startswith("host listener"):
                 network = label.rsplit("gateway of ", 1)[-1].rstrip(")")
-                ctx.report("SG302", node_red, f"Node-RED reaches the host at {host}:{port} through the bridge gateway ({outcome})" + _firewall_hint(ctx, network))
+                ctx.report("SG302", node_red, f"Node-RED reaches the host at {host}:{port} through the bridge gateway ({outcome})"
+                           + _firewall_hint(ctx, network))
             elif label.startswith("canary"):
                 ctx.report("SG303", node_red, f"Node-RED reaches a canary on another network ({host}:{port}, {outcome}) although egress is denied")
             else:
@@ -444,7 +447,8 @@ def egress(ctx: LiveContext) -> None:
 def _wait_listening(container, port: int, seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        result = container.exec_run(["node", "-e", f"require('net').connect({port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))"])
+        script = f"require('net').connect({port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))"
+        result = container.exec_run(["node", "-e", script])
         if result.exit_code == 0:
             return
         time.sleep(0.1)
@@ -657,8 +661,12 @@ class LiveResult:
     checks: list[Check]
     seconds: float
 
+    def cells(self) -> list[Reach]:
+        """The matrix in reading order: by target, then the host before the networks."""
+        return sorted(self.matrix, key=_cell_order)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"reachability": [c.to_dict() for c in sorted(self.matrix, key=_cell_order)],
+        return {"reachability": [c.to_dict() for c in self.cells()],
                 "checks": [c.to_dict() for c in self.checks], "seconds": round(self.seconds, 2)}
 
 
@@ -678,21 +686,18 @@ def verify_live(
     ignore: list[str] | None = None,
     fail_on: str | None = "high",
 ) -> LiveResult:
-    """Observe, compare, probe; one result with the same findings model as static verify."""
-    from stackgen.verify.pipeline import EXIT_CLEAN, EXIT_FINDINGS, _check_suppressions, _suppress, parse_cli_ignore, parse_fail_on
-    from stackgen.verify.report import fails
+    """Observe, compare, probe; one result, judged by the same pipeline as static verify."""
+    from stackgen.errors import StackgenError
+    from stackgen.verify.pipeline import Policy, verify_topology
 
     start = time.monotonic()
+    policy = Policy.parse(ignore or [], fail_on)
     declared, stack = _declared(directory, files)
     project = project or (stack.project if stack else None) or (declared.project if declared else None)
     if not project:
-        from stackgen.errors import StackgenError
-
         raise StackgenError("verify --live needs a stack directory (with stack.yaml or compose.yaml) or --project NAME")
     observed = observe(engine, project, declared)
     if not observed.services:
-        from stackgen.errors import StackgenError
-
         raise StackgenError(f"project {project}: no running containers (start it with `stackgen up`)")
     ctx = LiveContext(engine, project, observed, declared, project_networks(engine, project), ca_file=ca_file, min_days=min_days)
     if stack is not None:
@@ -702,10 +707,13 @@ def verify_live(
         ctx.egress_allowed = stack.node_red.egress
     elif declared is not None:
         ctx.egress_allowed = any(not declared.is_internal(n) for s in declared.by_role(Role.NODE_RED) for n in s.networks)
-    from stackgen.verify.rules import ALL_RULES, run_rules
+    judged = verify_topology(observed, policy, probes=lambda: _probe(ctx, probe_level))
+    return LiveResult(observed, judged.findings, judged.summary, judged.exit_code, ctx.matrix, ctx.checks,
+                      time.monotonic() - start)
 
-    _check_suppressions(observed)
-    findings = run_rules(observed, ALL_RULES)
+
+def _probe(ctx: LiveContext, probe_level: str) -> list[Finding]:
+    """Run the probes `probe_level` asks for (all, cheap, none) at once; their findings."""
     if probe_level != "none":
         with ThreadPoolExecutor(max_workers=8) as pool:
             jobs = [pool.submit(tls, ctx, pool), pool.submit(keys, ctx)]
@@ -713,14 +721,7 @@ def verify_live(
                 jobs += [pool.submit(matrix, ctx, pool), pool.submit(egress, ctx)]
             for job in jobs:
                 job.result()
-    findings += ctx.findings
-    cli = [parse_cli_ignore(i) for i in (ignore or [])]
-    _suppress(findings, observed, cli)
-    findings.sort(key=Finding.sort_key)
-    threshold = parse_fail_on(fail_on)
-    summary = summarise(findings, threshold, observed.files, len(observed.services))
-    code = EXIT_FINDINGS if fails(findings, threshold) else EXIT_CLEAN
-    return LiveResult(observed, findings, summary, code, ctx.matrix, ctx.checks, time.monotonic() - start)
+    return ctx.findings
 
 
 def _declared(directory: Path | None, files: list[Path] | None):
@@ -743,104 +744,3 @@ def _declared(directory: Path | None, files: list[Path] | None):
 def live_findings(engine, directory: Path, *, probes: str = "cheap") -> list[Finding]:
     """For the supervisor's drift watch: the live findings of a stack directory."""
     return verify_live(engine, directory=directory, probe_level=probes, fail_on=None).findings
-
-
-# --- text output ----------------------------------------------------------------------------------
-
-
-def render_matrix(result: LiveResult, color: bool = False) -> str:
-    """The reachability matrix as a table: expected vs observed, mismatches marked."""
-    cells = sorted(result.matrix, key=_cell_order)
-    if not cells:
-        return ""
-    if color:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="reachability (TCP connect)")
-        for column in ("target", "address", "from", "expected", "observed", ""):
-            table.add_column(column)
-        for c in cells:
-            style = "" if c.ok else "bold red"
-            table.add_row(f"{c.service}:{c.port}", f"{c.address} ({c.via})", c.vantage, c.expected or "-", c.observed,
-                          "ok" if c.ok else "MISMATCH", style=style)
-        console = Console(record=True, width=120, force_terminal=True)
-        with console.capture() as capture:
-            console.print(table)
-        return capture.get()
-    rows = [("target", "address", "from", "expected", "observed", "")]
-    rows += [(f"{c.service}:{c.port}", f"{c.address} ({c.via})", c.vantage, c.expected or "-", c.observed, "ok" if c.ok else "MISMATCH") for c in cells]
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
-    lines = ["reachability (TCP connect)"] + ["  ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def render_checks(result: LiveResult) -> str:
-    lines = ["probes"]
-    for check in result.checks:
-        lines.append(f"  {'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
-    return "\n".join(lines) + "\n"
-
-
-def execute_live(
-    target: Path | None,
-    project: str | None,
-    ca_file: str | None,
-    min_days: int,
-    probe_level: str,
-    output_format: str,
-    fail_on: str,
-    ignore: list[str],
-    output: Path | None,
-) -> int:
-    """`stackgen verify --live`: print the report, return the exit code (0, 1, 2)."""
-    import sys
-
-    from stackgen import __version__
-    from stackgen import engine as engines
-    from stackgen.errors import StackgenError
-    from stackgen.verify.report import render_json, render_sarif, render_text
-
-    directory, files = None, None
-    if target is not None:
-        if target.is_dir():
-            directory = target
-        elif target.is_file():
-            directory, files = target.parent, [target]
-        else:
-            sys.stderr.write(f"error: {target}: no such stack directory or compose file\n")
-            return 2
-    try:
-        result = verify_live(engines.client(), directory=directory, project=project, files=files, ca_file=ca_file,
-                             min_days=min_days, probe_level=probe_level, ignore=ignore, fail_on=fail_on)
-    except StackgenError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-    if output_format == "json":
-        data = json.loads(render_json(result.findings, result.summary, __version__))
-        data["live"] = result.to_dict()
-        text = json.dumps(data, indent=2) + "\n"
-    elif output_format == "sarif":
-        from stackgen.verify.rules import ALL_RULES
-
-        text = render_sarif(result.findings, ALL_RULES, __version__)
-    elif output_format == "html":  # the observed topology drawn, its findings on it, and the matrix
-        from stackgen.verify.html import render_html
-
-        text = render_html(result.topology, result.findings, result.summary, exit_code=result.exit_code,
-                           tool_version=__version__, matrix=sorted(result.matrix, key=_cell_order),
-                           checks=result.checks, seconds=result.seconds)
-    elif output_format == "mermaid":
-        from stackgen.verify.mermaid import render_mermaid
-
-        text = render_mermaid(result.topology, result.findings)
-    else:
-        color = output is None and sys.stdout.isatty()
-        text = render_text(result.findings, result.summary, color=color)
-        text += "\n" + render_matrix(result, color=color) + "\n" + render_checks(result)
-        text += f"live verify of {result.topology.project}: {result.seconds:.1f}s\n"
-    if output is not None:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return result.exit_code

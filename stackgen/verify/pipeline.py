@@ -1,7 +1,9 @@
-"""`stackgen verify`, static part: load -> rules -> suppressions -> findings -> exit code.
+"""The verify pipeline: topology -> rules (+ probes) -> suppressions -> findings -> exit code.
 
-Why a module of its own: the CLI stays a thin shell, and a later live check
-(a Topology built from the running engine) reuses `verify_topology` unchanged.
+Why a module of its own: one pipeline for every way a stack is judged. `verify` loads compose
+files into a Topology; live verification (`stackgen.live.checks`) observes the running engine into
+one; both hand it to `verify_topology`, the one public place where suppressions are checked and
+applied and the fail-on threshold decides the exit code. The CLI stays a thin shell around it.
 
 Exit codes: 0 clean (nothing at or above `fail_on`), 1 findings at or above it,
 2 usage or load errors (raised as `ComposeError`/`UsageError` for the caller).
@@ -9,22 +11,23 @@ Exit codes: 0 clean (nothing at or above `fail_on`), 1 findings at or above it,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from stackgen.composefile.loader import find_compose_files, load_compose
 from stackgen.composefile.yaml_loader import ComposeError
 from stackgen.findings import Finding, Severity
+from stackgen.topology import Suppression, Topology
 from stackgen.verify.report import Summary, fails, summarise
 from stackgen.verify.rules import ALL_RULES, get_rule, run_rules
-from stackgen.topology import Suppression, Topology
 
 __all__ = [
     "EXIT_CLEAN",
     "EXIT_ERROR",
     "EXIT_FINDINGS",
     "ComposeError",
+    "Policy",
     "UsageError",
     "VerifyResult",
     "parse_cli_ignore",
@@ -38,6 +41,20 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 class UsageError(ValueError):
     """A bad option value; the CLI prints it and exits 2."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the user asked of a verification: rules ignored on the command line, and where failure starts."""
+
+    ignores: tuple[Suppression, ...] = ()
+    fail_on: Severity | None = Severity.HIGH
+
+    @classmethod
+    def parse(cls, ignore: Sequence[str] = (), fail_on: str | Severity | None = "high") -> Policy:
+        """From the options' text (`--ignore SG012=reason`, `--fail-on high`); raises UsageError."""
+        threshold = fail_on if isinstance(fail_on, Severity) or fail_on is None else parse_fail_on(fail_on)
+        return cls(ignores=tuple(parse_cli_ignore(i) for i in ignore), fail_on=threshold)
 
 
 @dataclass
@@ -79,11 +96,10 @@ def verify(
     project_dir: str | Path | None = None,
 ) -> VerifyResult:
     """Verify compose files (or the ones `docker compose` would pick in the working directory)."""
-    threshold = fail_on if isinstance(fail_on, Severity) or fail_on is None else parse_fail_on(fail_on)
-    cli = [parse_cli_ignore(i) for i in ignore]
+    policy = Policy.parse(ignore, fail_on)
     paths = list(files) or _default_files(environ, project_dir)
     topo = load_compose(paths, env_files, profiles, environ, project_dir)
-    return verify_topology(topo, cli, threshold)
+    return verify_topology(topo, policy)
 
 
 def _default_files(environ: Mapping[str, str] | None, project_dir: str | Path | None) -> list[Path]:
@@ -97,15 +113,22 @@ def _default_files(environ: Mapping[str, str] | None, project_dir: str | Path | 
 
 
 def verify_topology(
-    topo: Topology, cli_ignores: Sequence[Suppression] = (), fail_on: Severity | None = Severity.HIGH
+    topo: Topology, policy: Policy = Policy(), probes: Callable[[], Iterable[Finding]] | None = None
 ) -> VerifyResult:
-    """Run every rule on a Topology, apply suppressions, and decide the exit code."""
+    """Run every rule on a Topology (and `probes`, if given), apply suppressions, decide the exit code.
+
+    `probes` is live verification's hook: called after the suppressions are checked and the rules
+    have run, its findings are suppressed, sorted and counted exactly like the rules' own. The
+    suppressions are checked first so that a typo in one fails before anything slow runs.
+    """
     _check_suppressions(topo)
     findings = run_rules(topo, ALL_RULES)
-    _suppress(findings, topo, cli_ignores)
+    if probes is not None:
+        findings += probes()
+    _suppress(findings, topo, policy.ignores)
     findings.sort(key=Finding.sort_key)
-    summary = summarise(findings, fail_on, topo.files, len(topo.services))
-    return VerifyResult(topo, findings, summary, EXIT_FINDINGS if fails(findings, fail_on) else EXIT_CLEAN)
+    summary = summarise(findings, policy.fail_on, topo.files, len(topo.services))
+    return VerifyResult(topo, findings, summary, EXIT_FINDINGS if fails(findings, policy.fail_on) else EXIT_CLEAN)
 
 
 def _check_suppressions(topo: Topology) -> None:

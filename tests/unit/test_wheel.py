@@ -31,7 +31,7 @@ def test_wheel_ships_blueprints_and_runs_init(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(target)}
     code = (
         "import stackgen, sys; assert stackgen.__file__.startswith(sys.argv[1]), stackgen.__file__; "
-        "from stackgen.cli.verify import entry; sys.argv = sys.argv[1:]; sys.argv[0] = 'stackgen'; entry()"
+        "from stackgen.cli import entry; sys.argv = sys.argv[1:]; sys.argv[0] = 'stackgen'; entry()"
     )
     run = subprocess.run(
         [sys.executable, "-c", code, str(target), "init", str(tmp_path / "stack"), "--non-interactive", "--domain", "w.example.org",

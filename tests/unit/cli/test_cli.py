@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stackgen.generate import passwords
 from stackgen.cli.app import app
+from stackgen.generate import passwords
 from tests import invariants
 
 runner = CliRunner()

@@ -169,7 +169,7 @@ def test_console_entry_and_module_exit_codes_and_output(tmp_path: Path) -> None:
     write("compose.yaml", CRITICAL)
     env = {"PYTHONPATH": str(ROOT)}
     module = subprocess.run(
-        [sys.executable, "-m", "stackgen.cli.verify", "verify", "compose.yaml"],
+        [sys.executable, "-m", "stackgen", "verify", "compose.yaml"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -177,14 +177,14 @@ def test_console_entry_and_module_exit_codes_and_output(tmp_path: Path) -> None:
     )
     assert module.returncode == 1 and "SG102" in module.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "stackgen.cli.verify", "verify", "nope.yaml"],
+        [sys.executable, "-m", "stackgen", "verify", "nope.yaml"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         env=env,
     )
     assert bad.returncode == 2 and "nope.yaml" in bad.stderr
-    code = "import sys; sys.argv = ['stackgen', 'rules']; from stackgen.cli.verify import entry; entry()"
+    code = "import sys; sys.argv = ['stackgen', 'rules']; from stackgen.cli import entry; entry()"
     listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert listed.returncode == 0 and "SG110" in listed.stdout
 

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from stackgen.cli.output import render_matrix
 from stackgen.live import checks as live
 from stackgen.live import observe
 from stackgen.verify.rules import ALL_RULES, run_rules
@@ -107,7 +108,7 @@ def test_mismatch_becomes_a_finding_and_the_matrix_marks_it():
     live._record(ctx, cell)
     assert not cell.ok
     assert [(f.rule, f.service) for f in ctx.findings] == [("SG301", "node-red")]
-    text = live.render_matrix(live.LiveResult(topo, [], None, 1, ctx.matrix, [], 0.0))
+    text = render_matrix(live.LiveResult(topo, [], None, 1, ctx.matrix, [], 0.0))
     assert "MISMATCH" in text and "node-red:1880" in text
 
 

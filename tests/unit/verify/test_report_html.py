@@ -13,16 +13,16 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-from stackgen.live import checks as live
 from stackgen.cli.app import app
-from stackgen.cli.verify import main
+from stackgen.cli.verify import execute_live, main
 from stackgen.findings import Finding, Severity
-from stackgen.verify.report import summarise
+from stackgen.live import checks as live
+from stackgen.topology import Mount, Network, Port, Role, Service, Topology, Volume
 from stackgen.verify.elements import Element, place, placed, stores
 from stackgen.verify.html import render_html
-from stackgen.verify.rules import ALL_RULES, run_rules
-from stackgen.topology import Mount, Network, Port, Role, Service, Topology, Volume
 from stackgen.verify.pipeline import verify
+from stackgen.verify.report import summarise
+from stackgen.verify.rules import ALL_RULES, run_rules
 from tests.htmltree import Node, parse
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -202,7 +202,7 @@ def hostile_topology() -> tuple[Topology, list[Finding]]:
 
 def test_hostile_names_are_text_never_markup():
     topo, findings = hostile_topology()
-    assert any(HOSTILE in f.message or HOSTILE == f.service for f in findings)
+    assert any(HOSTILE in f.message or f.service == HOSTILE for f in findings)
     text = render_html(topo, findings, summarise(findings, Severity.HIGH, list(topo.files), 2), exit_code=1)
     doc = parse(text)
     assert_self_contained(doc, text)
@@ -317,7 +317,7 @@ def test_live_page_has_the_matrix_with_mismatches_marked(tmp_path, monkeypatch):
     monkeypatch.setattr(live, "verify_live", lambda *a, **k: live_result())
     monkeypatch.setattr("stackgen.engine.client", lambda: SimpleNamespace())
     out = tmp_path / "live.html"
-    code = live.execute_live(tmp_path, None, None, 14, "all", "html", "high", [], out)
+    code = execute_live(tmp_path, None, None, 14, "all", "html", "high", [], out)
     assert code == 1
     text = out.read_text(encoding="utf-8")
     doc = parse(text)
@@ -331,7 +331,7 @@ def test_live_page_has_the_matrix_with_mismatches_marked(tmp_path, monkeypatch):
     assert "FAIL" in doc.find("table", "checks").text and "<script>" not in text
     assert "SG301" in rules_in(group(doc, "service", "node-red"))
     assert "running containers" in text and "12.5s" in text
-    assert live.execute_live(tmp_path, None, None, 14, "all", "mermaid", "high", [], out) == 1
+    assert execute_live(tmp_path, None, None, 14, "all", "mermaid", "high", [], out) == 1
     assert out.read_text().startswith("flowchart LR"), "--live --format mermaid draws too (it printed text before)"
 
 
