@@ -9,6 +9,7 @@ from typing import Any
 
 from stackgen.composefile.yaml_loader import PList, PMap
 
+
 _REPLACED = {"command", "entrypoint"}
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from stackgen.generate import files
-from stackgen.constants import NODE_RED_UID, PLATFORMS
+from stackgen.constants import BUILD_LABEL, NODE_RED_UID, PLATFORMS
 from stackgen.errors import StackgenError
 from stackgen.generate.render import node_red_tag, templates
 from stackgen.images.registry import (
@@ -482,7 +482,7 @@ def build(
 def _common(prepared: Prepared) -> list[str]:
     """Label the image with its inputs' digest; RUN steps get no network unless native nodes must be rebuilt
     (those may download prebuilt binaries or headers)."""
-    args = ["--label", f"org.stackgen.build={prepared.digest}"]
+    args = ["--label", f"{BUILD_LABEL}={prepared.digest}"]
     if not prepared.rebuild:
         args.append("--network=none")
     return args

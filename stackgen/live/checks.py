@@ -19,6 +19,7 @@ without capabilities, and are removed afterwards.
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 import socket
@@ -30,10 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stackgen import engine as engines
+from stackgen.constants import NODE_RED_PORT, PROBE_LABEL
+from stackgen.findings import Finding
 from stackgen.live import probes
-from stackgen.live.observe import PROBE_LABEL, observe, project_networks
-from stackgen.topology import NODE_RED_PORT, Role, Service, Topology
-from stackgen.verify.report import Finding
+from stackgen.live.observe import observe, project_networks
+from stackgen.topology import Role, Service, Topology
 from stackgen.verify.rules import get_rule
 
 CONNECT_TIMEOUT = 1.5
@@ -161,10 +164,7 @@ class LiveContext:
         svc = self.observed.services.get(service)
         if svc is None:
             return None
-        for container in self.engine.containers.list(filters={"label": f"com.docker.compose.project={self.project}"}):
-            if container.labels.get("com.docker.compose.service") == service:
-                return container
-        return None
+        return engines.service_container(self.engine, self.project, service)
 
     def addresses(self, service: str) -> dict[str, str]:
         """network key -> IP of a service's container."""
@@ -544,16 +544,21 @@ def tls(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
 
 
 def _certificate(ctx: LiveContext, edge: str, address: str, port: int, domain: str) -> None:
-    from stackgen.live import certificates
+    from cryptography import x509
 
     try:
-        cert = certificates.fetch(address, port, domain)
+        der = _peer_certificate(address, port, domain)
     except OSError as exc:
         ctx.check(f"certificate for {domain}", False, str(exc))
         ctx.report("SG305", edge, f"no TLS handshake for {domain} on {address}:{port}: {exc}")
         return
-    names = list(cert.names)
-    days = cert.days_left()
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    days = (not_after - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
     problems = []
     if not any(_name_matches(n, domain) for n in names):
         problems.append(f"is for {', '.join(names) or 'no DNS name'}, not {domain}")
@@ -575,6 +580,13 @@ def _name_matches(pattern: str, name: str) -> bool:
     if pattern.startswith("*."):
         return name.count(".") == pattern.count(".") and name.endswith(pattern[1:])
     return pattern.lower() == name.lower()
+
+
+def _peer_certificate(address: str, port: int, domain: str) -> bytes:
+    probes.check_target(address)
+    context = ssl._create_unverified_context()  # noqa: S323 - the certificate itself is what is inspected
+    with socket.create_connection((address, port), 5) as raw, context.wrap_socket(raw, server_hostname=domain) as sock:
+        return sock.getpeercert(binary_form=True)
 
 
 def _protocols(ctx: LiveContext, edge: str, address: str, port: int) -> None:
@@ -718,13 +730,12 @@ def _declared(directory: Path | None, files: list[Path] | None):
     stack = None
     paths = list(files or [])
     if directory is not None:
-        from stackgen.stackdir import StackDir
+        if (directory / "stack.yaml").exists():
+            from stackgen.stackdir import load_stack
 
-        stack_dir = StackDir(directory)
-        if stack_dir.spec_path.exists():
-            stack = stack_dir.stack
-        if not paths and stack_dir.compose_path.exists():
-            paths = [stack_dir.compose_path]
+            stack = load_stack(directory)
+        if not paths and (directory / "compose.yaml").exists():
+            paths = [directory / "compose.yaml"]
     declared = load_compose(paths) if paths else None
     return declared, stack
 
