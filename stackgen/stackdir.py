@@ -1,8 +1,10 @@
-"""A stack directory: `stack.yaml` in, generated files out.
+"""A stack directory: `stack.yaml` in, generated files out; `StackDir`, what one holds.
 
 Why its own module: `init`, `generate`, `up` and the tests all need "read the
 spec with positions, validate, render, write safely", and none of that belongs
-in the CLI.
+in the CLI. And `up`, `backup`, `renew`, `verify --live` and the supervisor all
+ask "what is in this directory" (its spec, its compose document, its project,
+where the supervisor keeps state): `StackDir` answers once, the same way for all.
 """
 
 from __future__ import annotations
@@ -20,16 +22,90 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
-from stackgen.generate import files
 from stackgen.errors import StackgenError, format_spec_error
-from stackgen.generate.render import CERTBOT_UID, NODE_RED_UID, render
+from stackgen.generate import files
 from stackgen.spec import Stack
 
 SPEC_NAME = "stack.yaml"
+COMPOSE_NAME = "compose.yaml"  # what `generate` writes, and what `up`, `verify --live` and `supervise` read
+STATE_DIR = ".stackgen-supervisor"  # the supervisor's state, log and lock (mode 0700)
 SPEC_HEADER = (
     "# stackgen stack: the source of truth for every file in this directory.\n"
     "# Edit it, then run `stackgen generate .`. Format: `stackgen schema` (JSON Schema).\n"
 )
+
+
+class StackDir:
+    """One stack directory: a stackgen stack (`stack.yaml` and what it renders) or a plain compose
+    project (`compose.yaml` alone, which the supervisor and `verify --live` also accept).
+
+    The spec and the compose document are each read once, on first use, and kept.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._stack: Stack | None = None
+        self._document: dict[str, Any] | None = None
+        self._document_read = False
+
+    def __repr__(self) -> str:
+        return f"StackDir({str(self.path)!r})"
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / SPEC_NAME
+
+    @property
+    def compose_path(self) -> Path:
+        return self.path / COMPOSE_NAME
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path / STATE_DIR
+
+    @property
+    def has_spec(self) -> bool:
+        return self.spec_path.is_file()
+
+    @property
+    def has_compose(self) -> bool:
+        return self.compose_path.is_file()
+
+    @property
+    def stack(self) -> Stack:
+        """The validated spec; `StackgenError` naming the file and line when it is missing or wrong."""
+        if self._stack is None:
+            self._stack = load_stack(self.path)
+        return self._stack
+
+    def stack_if_any(self) -> Stack | None:
+        """The spec when the directory holds `stack.yaml`; None for a plain compose project."""
+        return self.stack if self.has_spec else None
+
+    def compose_document(self) -> dict[str, Any] | None:
+        """`compose.yaml` as plain data (None when absent or empty); invalid YAML is a `StackgenError`."""
+        if not self._document_read:
+            if self.has_compose:
+                from ruamel.yaml import YAML
+
+                try:
+                    self._document = YAML(typ="safe").load(self.compose_path.read_text())
+                except Exception as exc:  # noqa: BLE001 - any YAML problem
+                    raise StackgenError(f"{self.compose_path}: not valid YAML ({exc.__class__.__name__})") from None
+            self._document_read = True
+        return self._document
+
+    def project(self, override: str | None = None) -> str:
+        """The compose project: `override` (`--project`), else the spec's, else compose.yaml's `name:`."""
+        if self.has_spec:
+            return override or self.stack.project
+        document = self.compose_document()
+        if document is None:
+            raise StackgenError(f"{self.path}: neither stack.yaml nor compose.yaml found")
+        name = override or (document if isinstance(document, dict) else {}).get("name")
+        if not name:
+            raise StackgenError(f"{self.compose_path}: no top-level `name:`; give the compose project with --project")
+        return str(name)
 
 
 @dataclass
@@ -176,6 +252,8 @@ def check_references(stack: Stack, directory: Path) -> None:
 
 def generate(directory: Path, force: bool = False, stack: Stack | None = None) -> GenerateResult:
     """Render every file from `stack.yaml` and write what changed. Hand edits stop it (or are backed up with force)."""
+    from stackgen.generate.render import CERTBOT_UID, NODE_RED_UID, render
+
     stack = stack or load_stack(directory)
     check_references(stack, directory)
     rendered = render(stack)
@@ -229,6 +307,8 @@ def init(directory: Path, stack: Stack) -> GenerateResult:
     """Write `stack.yaml` into a new stack directory, then render. All or nothing."""
     if (directory / SPEC_NAME).exists():
         raise StackgenError(f"{directory / SPEC_NAME}: already exists; edit it and run `stackgen generate {directory}`")
+    from stackgen.generate.render import render
+
     ensure_writable_dir(directory)
     check_references(stack, directory)
     render(stack)  # a template error must surface before anything is written

@@ -8,7 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from stackgen.composefile.paths import _abs_path, _is_path, _windows_path
-from stackgen.composefile.schema import DEFINITION_TYPES, DEVICE_TYPES, FILE_REF_TYPES, PORT_TYPES, SERVICE_KEYS, VOLUME_TYPES, _NAME_CHARS, _check_entry_types, _check_service_types, _expect
+from stackgen.composefile.schema import (
+    _NAME_CHARS,
+    DEFINITION_TYPES,
+    DEVICE_TYPES,
+    FILE_REF_TYPES,
+    PORT_TYPES,
+    SERVICE_KEYS,
+    VOLUME_TYPES,
+    _check_entry_types,
+    _check_service_types,
+    _expect,
+)
 from stackgen.composefile.yaml_loader import ComposeError, PList, PMap, Pos, pos_of
 
 

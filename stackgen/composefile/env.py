@@ -10,7 +10,6 @@ nesting inside defaults, and `$$` as a literal `$`.
 from __future__ import annotations
 
 import contextvars
-
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path

@@ -14,7 +14,6 @@ from stackgen.composefile.schema import _truthy
 from stackgen.composefile.yaml_loader import ComposeError, PMap, pos_of
 from stackgen.topology import Source
 
-
 _PROJECT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 

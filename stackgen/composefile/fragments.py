@@ -8,10 +8,9 @@ from typing import Any
 
 from stackgen.composefile.env import note_missing_context
 from stackgen.composefile.paths import _display
-from stackgen.composefile.schema import SERVICE_KEYS, TOP_KEYS, _NAME_CHARS
+from stackgen.composefile.schema import _NAME_CHARS, SERVICE_KEYS, TOP_KEYS
 from stackgen.composefile.yaml_loader import ComposeError, PMap, pos_of
 from stackgen.topology import Source
-
 
 # Service keys of the Compose v1 file format that the specification dropped, and what they became.
 V1_KEYS = {"net": "network_mode", "log_driver": "logging.driver", "log_opt": "logging.options",

@@ -162,7 +162,7 @@ class _Loader:
             # Compose accepts a file of networks, volumes or `name:` alone (an `include` target, say).
             first = self.displayed[0] if self.displayed else None
             message = "not a compose file: no `services:` section"
-            if not note_missing_context(f"no `services:` section: no service to judge (Compose takes the file as a "
+            if not note_missing_context("no `services:` section: no service to judge (Compose takes the file as a "
                                         "project without services)", Source(first or "", 1, 1)):
                 raise ComposeError(message, first, 1, 1)
         return model

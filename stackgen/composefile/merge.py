@@ -9,7 +9,6 @@ from typing import Any
 
 from stackgen.composefile.yaml_loader import PList, PMap
 
-
 _REPLACED = {"command", "entrypoint"}
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from stackgen.composefile.yaml_loader import ComposeError, PList, PMap, Pos, pos_of
 
-
 TOP_KEYS = {"version", "name", "include", "services", "models", "networks", "volumes", "secrets", "configs", "jobs"}
 
 

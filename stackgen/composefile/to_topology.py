@@ -7,8 +7,23 @@ from typing import Any
 
 from stackgen.composefile.schema import _truthy
 from stackgen.composefile.yaml_loader import ComposeError, PMap, pos_of
-from stackgen.topology import Device, Healthcheck, Logging, Mount, Network, Port, Service, Source, Suppression, Tmpfs, Topology, Volume, assign_topology_roles, infer_role, normalise_cap
-
+from stackgen.topology import (
+    Device,
+    Healthcheck,
+    Logging,
+    Mount,
+    Network,
+    Port,
+    Service,
+    Source,
+    Suppression,
+    Tmpfs,
+    Topology,
+    Volume,
+    assign_topology_roles,
+    infer_role,
+    normalise_cap,
+)
 
 _UNITS = {
     "": 1,

@@ -208,7 +208,7 @@ def write_atomic(target: Path, content: bytes, mode: int = 0o644) -> None:
     os.replace(stage(target, content, mode), target)
 
 
-def ensure_secret(target: Path, make: "callable[[], bytes]", owner_uid: int | None = None) -> tuple[bool, str | None]:
+def ensure_secret(target: Path, make: callable[[], bytes], owner_uid: int | None = None) -> tuple[bool, str | None]:
     """Create a secret file (mode 0600) if it is missing; tighten its mode if it is looser.
 
     Compose bind-mounts file secrets as they are on the host (it cannot set their

@@ -19,7 +19,6 @@ without capabilities, and are removed afterwards.
 
 from __future__ import annotations
 
-import datetime
 import json
 import secrets
 import socket
@@ -544,21 +543,16 @@ def tls(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
 
 
 def _certificate(ctx: LiveContext, edge: str, address: str, port: int, domain: str) -> None:
-    from cryptography import x509
+    from stackgen.live import certificates
 
     try:
-        der = _peer_certificate(address, port, domain)
+        cert = certificates.fetch(address, port, domain)
     except OSError as exc:
         ctx.check(f"certificate for {domain}", False, str(exc))
         ctx.report("SG305", edge, f"no TLS handshake for {domain} on {address}:{port}: {exc}")
         return
-    cert = x509.load_der_x509_certificate(der)
-    try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    except x509.ExtensionNotFound:
-        names = []
-    not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
-    days = (not_after - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+    names = list(cert.names)
+    days = cert.days_left()
     problems = []
     if not any(_name_matches(n, domain) for n in names):
         problems.append(f"is for {', '.join(names) or 'no DNS name'}, not {domain}")
@@ -580,13 +574,6 @@ def _name_matches(pattern: str, name: str) -> bool:
     if pattern.startswith("*."):
         return name.count(".") == pattern.count(".") and name.endswith(pattern[1:])
     return pattern.lower() == name.lower()
-
-
-def _peer_certificate(address: str, port: int, domain: str) -> bytes:
-    probes.check_target(address)
-    context = ssl._create_unverified_context()  # noqa: S323 - the certificate itself is what is inspected
-    with socket.create_connection((address, port), 5) as raw, context.wrap_socket(raw, server_hostname=domain) as sock:
-        return sock.getpeercert(binary_form=True)
 
 
 def _protocols(ctx: LiveContext, edge: str, address: str, port: int) -> None:
@@ -730,12 +717,13 @@ def _declared(directory: Path | None, files: list[Path] | None):
     stack = None
     paths = list(files or [])
     if directory is not None:
-        if (directory / "stack.yaml").exists():
-            from stackgen.stackdir import load_stack
+        from stackgen.stackdir import StackDir
 
-            stack = load_stack(directory)
-        if not paths and (directory / "compose.yaml").exists():
-            paths = [directory / "compose.yaml"]
+        stack_dir = StackDir(directory)
+        if stack_dir.spec_path.exists():
+            stack = stack_dir.stack
+        if not paths and stack_dir.compose_path.exists():
+            paths = [stack_dir.compose_path]
     declared = load_compose(paths) if paths else None
     return declared, stack
 

@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -123,7 +123,7 @@ def _entry(info: tarfile.TarInfo, digest: str | None = None) -> dict[str, Any]:
 
 
 def _stamp(now: float) -> str:
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def volume_name(engine, project: str, volume: str) -> str | None:
@@ -189,10 +189,11 @@ def _secret_files(directory: Path, stack) -> tuple[list[Path], list[str]]:
 def create(engine, directory: Path, *, output: Path | None = None, output_dir: Path | None = None, include_keys: bool = False,
            clock=time.time) -> BackupResult:
     """Write one archive of the stack's data; atomically (a partial archive never carries the final name)."""
-    from stackgen.stackdir import SPEC_NAME, load_stack
+    from stackgen.stackdir import StackDir
 
-    directory = directory.resolve()
-    stack = load_stack(directory)
+    stack_dir = StackDir(directory.resolve())
+    directory = stack_dir.path
+    stack = stack_dir.stack
     project = stack.project
     now = clock()
     if output is None:
@@ -213,7 +214,7 @@ def create(engine, directory: Path, *, output: Path | None = None, output_dir: P
         with os.fdopen(fd, "wb") as raw:
             with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
                 files, outside = _secret_files(directory, stack)
-                for path in [directory / SPEC_NAME, *files]:
+                for path in [stack_dir.spec_path, *files]:
                     arcname = "stack/" + path.relative_to(directory).as_posix()
                     info = archive.gettarinfo(str(path), arcname)
                     if info.isreg():
@@ -236,7 +237,7 @@ def create(engine, directory: Path, *, output: Path | None = None, output_dir: P
                     "format": FORMAT,
                     "version": FORMAT_VERSION,
                     "project": project,
-                    "created": datetime.fromtimestamp(now, timezone.utc).isoformat(),
+                    "created": datetime.fromtimestamp(now, UTC).isoformat(),
                     "stackgen": _version(),
                     "include_keys": include_keys,
                     "volumes": taken,
@@ -328,7 +329,7 @@ def verify_archive(path: Path) -> dict[str, Any]:
                 if info.isreg():
                     digest = hashlib.sha256()
                     handle = archive.extractfile(info)
-                    for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    for chunk in iter(lambda handle=handle: handle.read(1 << 20), b""):
                         digest.update(chunk)
                     digest = digest.hexdigest()
                 seen[info.name] = _entry(info, digest)
@@ -381,8 +382,8 @@ def _is_empty(engine, image: str, volume: str) -> bool:
 
 def restore(engine, archive_path: Path, directory: Path, *, force: bool = False) -> RestoreResult:
     """Verify, then restore stack.yaml, the secrets and the volumes of a backup into DIR."""
-    from stackgen.generate import files as files_mod
     from stackgen import stackdir
+    from stackgen.generate import files as files_mod
 
     manifest = verify_archive(archive_path)
     project = manifest["project"]
@@ -397,10 +398,10 @@ def restore(engine, archive_path: Path, directory: Path, *, force: bool = False)
                 break
     if spec_text is None:
         raise BackupError(f"{archive_path}: no stack.yaml in the backup")
-    stack = stackdir.parse_stack(spec_text.decode(), archive_path / "stack.yaml")
+    stack = stackdir.parse_stack(spec_text.decode(), archive_path / stackdir.SPEC_NAME)
     if stack.project != project:
         raise BackupError(f"{archive_path}: manifest project {project} differs from stack.yaml's {stack.project}")
-    current = directory / stackdir.SPEC_NAME
+    current = stackdir.StackDir(directory).spec_path
     if current.exists() and current.read_bytes() != spec_text and not force:
         raise BackupError(f"{current}: exists and differs from the backup's; use --force to replace it (a .bak is kept)")
     images = _stack_images(stack)
@@ -434,8 +435,9 @@ def restore(engine, archive_path: Path, directory: Path, *, force: bool = False)
                 elif info.name.startswith("volumes/"):
                     _, volume, *rest = info.name.split("/", 2)
                     if volume not in spools:
-                        spool = tempfile.TemporaryFile()
-                        spools[volume] = (spool, tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT))
+                        # Both stay open across the loop (one spool per volume); closed in the `finally` below.
+                        spool = tempfile.TemporaryFile()  # noqa: SIM115
+                        spools[volume] = (spool, tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT))  # noqa: SIM115
                     info.name = "vol" + (f"/{rest[0]}" if rest else "")
                     spools[volume][1].addfile(info, archive.extractfile(info) if info.isreg() else None)
             restored = []

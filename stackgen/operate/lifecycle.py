@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from stackgen import engine as engines
-from stackgen import stackdir
-from stackgen.generate import files
-from stackgen.operate import firewall
 from stackgen.errors import StackgenError
+from stackgen.generate import files
 from stackgen.generate.render import Context
+from stackgen.operate import firewall
+from stackgen.stackdir import StackDir
 
 
 @dataclass
@@ -65,13 +63,9 @@ class StackFailed(StackgenError):
         self.logs = logs
 
 
-def compose_document(directory: Path) -> dict[str, Any]:
-    return YAML(typ="safe").load((directory / "compose.yaml").read_text())
-
-
 def ensure_current(directory: Path) -> None:
     """Refuse to run files that stack.yaml no longer describes (or that are missing)."""
-    stack = stackdir.load_stack(directory)
+    stack = StackDir(directory).stack
     from stackgen.generate.render import render
 
     plan = files.plan(directory, render(stack))
@@ -100,7 +94,7 @@ def states(engine, project: str, document: dict[str, Any]) -> dict[str, ServiceS
         found[name] = state
     for name, state in found.items():
         if state.state == "absent":
-            deps = list((document["services"][name].get("depends_on") or {}))
+            deps = list(document["services"][name].get("depends_on") or {})
             waiting = [d for d in deps if not found.get(d, ServiceState(d)).ready]
             state.detail = f"waiting for {', '.join(waiting)} to be healthy" if waiting else "being created"
         elif state.state == "running" and state.health == "starting":
@@ -150,7 +144,7 @@ def logs(engine, project: str, service: str, lines: int = 30) -> str:
 
 
 def firewall_rule(directory: Path) -> firewall.FirewallRule:
-    stack = stackdir.load_stack(directory)
+    stack = StackDir(directory).stack
     return firewall.FirewallRule(Context(stack).internal_bridge, stack.project)
 
 
@@ -162,12 +156,13 @@ def up(
 ) -> UpResult:
     """Start the stack and wait until every service is healthy, or explain why not."""
     ensure_current(directory)
-    stack = stackdir.load_stack(directory)
-    document = compose_document(directory)
+    stack_dir = StackDir(directory)
+    stack = stack_dir.stack
+    document = stack_dir.compose_document() or {}
     engine = engines.client()
     start = time.monotonic()
     wall_start = time.time()
-    command = engines.compose_command() + ["-f", str(directory / "compose.yaml"), "up", "-d"]
+    command = engines.compose_command() + ["-f", str(stack_dir.compose_path), "up", "-d"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     firewall_state = "pending"
     rule = firewall.FirewallRule(Context(stack).internal_bridge, stack.project)
@@ -216,7 +211,7 @@ def up(
 
 def down(directory: Path, volumes: bool = False) -> None:
     """Stop and remove the stack's containers and networks; volumes (the user's data) only when asked."""
-    stack = stackdir.load_stack(directory)
+    stack = StackDir(directory).stack
     args = ["down", "--timeout", "10"] + (["--volumes"] if volumes else [])
     engines.compose(directory, *args)
     firewall.remove(firewall.FirewallRule(Context(stack).internal_bridge, stack.project))

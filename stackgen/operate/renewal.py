@@ -20,22 +20,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import socket
 import ssl
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from stackgen import engine as engines
 from stackgen.constants import HTTPS_INSIDE  # the edge's TLS port inside its container
-from stackgen.live.probes import check_target
-
+from stackgen.generate.edges import DEPLOY_HOOK, edge
+from stackgen.live import certificates
+from stackgen.live.certificates import normalise_serial
 
 LIVE_DIR = "/etc/letsencrypt/live"
-DEPLOY_HOOK = "/bin/sh /etc/stackgen/certbot/deploy-hook.sh"
-EDGE_STATE = "/tmp/stackgen"
 
 # Runs inside the sidecar (python3 + cryptography, as in certbot's images). Prints facts, never key material.
 FILE_CHECK = r"""
@@ -86,48 +83,10 @@ class ServedCert:
         return (self.not_after - time.time()) / 86400
 
 
-def normalise_serial(text: str) -> str:
-    """Uppercase hex, even length: the form of `ssl.getpeercert()['serialNumber']`."""
-    text = text.strip().upper().removeprefix("0X").lstrip("0") or "0"
-    return text if len(text) % 2 == 0 else "0" + text
-
-
-def _tlv(data: bytes, i: int) -> tuple[int, int, int]:
-    """(tag, start of value, end of value) of the DER element at `i`."""
-    tag = data[i]
-    length = data[i + 1]
-    i += 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[i : i + count], "big")
-        i += count
-    return tag, i, i + length
-
-
-def _der_time(tag: int, raw: bytes) -> float:
-    text = raw.decode("ascii").rstrip("Z")
-    if tag == 0x17:  # UTCTime: YYMMDDHHMMSS
-        year = int(text[:2])
-        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
-    return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc).timestamp()
-
-
 def parse_certificate(der: bytes) -> tuple[str, float]:
-    """Serial (normalised hex) and notAfter (epoch seconds) of a DER certificate. No dependency needed."""
-    _, start, _ = _tlv(der, 0)  # Certificate
-    _, i, _ = _tlv(der, start)  # tbsCertificate
-    tag, value, end = _tlv(der, i)
-    if tag == 0xA0:  # [0] version
-        i = end
-        tag, value, end = _tlv(der, i)
-    serial = normalise_serial(der[value:end].hex())
-    i = end
-    for _ in range(2):  # signature algorithm, issuer
-        _, _, i = _tlv(der, i)
-    _, validity, _ = _tlv(der, i)
-    _, _, after_before = _tlv(der, validity)
-    tag, value, end = _tlv(der, after_before)
-    return serial, _der_time(tag, der[value:end])
+    """Serial (normalised hex) and notAfter (epoch seconds) of a DER certificate (read by `live.certificates`)."""
+    cert = certificates.parse_der(der)
+    return cert.serial, cert.not_after
 
 
 def probe_name(stack) -> str:
@@ -156,25 +115,15 @@ def probe_target(engine, stack, project: str) -> tuple[str, int, list[str]]:
     return address, HTTPS_INSIDE, [subnet]
 
 
-def fetch_certificate(address: str, port: int, server_name: str, allowed_networks=(), timeout: float = 5.0) -> bytes:
-    """The DER certificate served for `server_name` (unverified: any certificate is reported, valid or not)."""
-    check_target(address, allowed_networks)
-    context = ssl._create_unverified_context()  # noqa: S323 - we read the certificate, we do not trust it
-    with socket.create_connection((address, port), timeout) as raw, context.wrap_socket(raw, server_hostname=server_name) as sock:
-        der = sock.getpeercert(binary_form=True)
-    if not der:
-        raise RenewalError(f"{address}:{port} sent no certificate")
-    return der
-
-
 def served_certificate(engine, stack, project: str) -> ServedCert:
     address, port, allowed = probe_target(engine, stack, project)
     try:
-        der = fetch_certificate(address, port, probe_name(stack), allowed)
+        cert = certificates.fetch(address, port, probe_name(stack), allowed)
+    except certificates.NoCertificate as exc:
+        raise RenewalError(str(exc)) from None
     except (OSError, ssl.SSLError) as exc:
         raise RenewalError(f"TLS probe of {address}:{port} failed: {exc.__class__.__name__}: {exc}") from None
-    serial, not_after = parse_certificate(der)
-    return ServedCert(serial, not_after, address, port)
+    return ServedCert(cert.serial, cert.not_after, address, port)
 
 
 # --- the files in the sidecar's volume -----------------------------------------------
@@ -265,14 +214,10 @@ def renew_command(stack, force: bool) -> list[str]:
     return command + (["--force-renewal"] if force else [])
 
 
-def reload_command(edge: str) -> list[str] | None:
-    """A graceful reload of the edge's active config, as its entrypoint does it (Traefik watches its files)."""
-    if edge == "caddy":
-        return ["caddy", "reload", "--config", f"{EDGE_STATE}/Caddyfile", "--adapter", "caddyfile", "--force"]
-    if edge == "nginx":
-        conf = f"{EDGE_STATE}/nginx.conf"
-        return ["sh", "-c", f"nginx -e stderr -c {conf} -t -q && nginx -e stderr -c {conf} -s reload"]
-    return None
+def reload_command(edge_name: str) -> list[str] | None:
+    """A graceful reload of the edge's active config, as its entrypoint does it (None: Traefik watches its files)."""
+    command = edge(edge_name).reload_command
+    return list(command) if command is not None else None
 
 
 def _served_or_none(engine, stack, project: str) -> ServedCert | None:

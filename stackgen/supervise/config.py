@@ -75,7 +75,8 @@ class Settings(BaseModel):
     renew_interval: float = Field(43200.0, gt=0, description="Time between renewal runs (certbot advises twice a day).")
     renew_jitter: float = Field(3600.0, description="Random extra delay added to each renewal run.")
     renew_timeout: float = Field(300.0, gt=0, description="Longest a renewal run may take.")
-    reload_wait: float = Field(15.0, gt=0, description="After a renewal, how long the edge gets to serve the new certificate by itself before an explicit reload.")
+    reload_wait: float = Field(15.0, gt=0, description="After a renewal, how long the edge gets to serve the new certificate "
+                                                       "by itself before an explicit reload.")
     cert_check_interval: float = Field(3600.0, gt=0, description="Time between probes of the served certificate.")
     expiry_days: float = Field(14.0, ge=0, description="Alert when the served certificate expires within this many days.")
     # Drift
@@ -144,7 +145,7 @@ def non_default_options(settings: Settings) -> list[str]:
     """The settings that differ from the defaults, as `stackgen supervise` options (for a systemd unit)."""
     defaults = Settings()
     args: list[str] = []
-    for name, info in Settings.model_fields.items():
+    for name in Settings.model_fields:
         value, default = getattr(settings, name), getattr(defaults, name)
         if value == default:
             continue

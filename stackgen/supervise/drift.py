@@ -3,17 +3,15 @@
 Why a child: the live verifier loads every rule, the compose loader and the probes; run every
 few minutes inside a process that lives for months, that is memory held for nothing (and a
 crash of the verifier must not take the healer with it). A child pays ~0.5 s of CPU per run.
-So this module stays light when the supervisor imports it (only the standard library at the
-top); the child runs it as `python -m stackgen.supervise.drift DIR PROBES`, and only `main()`
+So this module stays light when the supervisor imports it (the standard library, and that
+lazily); the child runs it as `python -m stackgen.supervise.drift DIR PROBES`, and only `main()`
 imports the verifier. The child prints one line of JSON: a list of findings, or
 `{"unavailable": why}` when this installation has no live verification.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,8 @@ def child_command(directory: Path, probes: str) -> list[str]:
 
 def live_findings_in_child(directory: Path, probes: str, timeout: float = 600.0) -> list[DriftFinding] | dict[str, Any]:
     """`stackgen.live.checks.live_findings` (issue #5) in a child process: findings, or {"unavailable": why}."""
+    import subprocess
+
     run = subprocess.run(child_command(directory, probes), capture_output=True, text=True, timeout=timeout)
     if run.returncode != 0:
         raise RuntimeError(f"live verification failed (exit {run.returncode}): {run.stderr.strip()[-400:]}")
@@ -52,6 +52,8 @@ def live_findings_in_child(directory: Path, probes: str, timeout: float = 600.0)
 
 def finding_id(finding: Any) -> str:
     """A stable id of one finding: rule, service and a digest of its message."""
+    import hashlib
+
     digest = hashlib.sha256(f"{finding.rule}|{finding.service}|{finding.message}".encode()).hexdigest()[:10]
     return f"{finding.rule}:{finding.service or '-'}:{digest}"
 

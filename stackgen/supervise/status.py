@@ -17,6 +17,7 @@ __all__ = ["collect_status"]
 
 def collect_status(directory: Path) -> dict[str, Any]:
     """Everything `status` shows, as data (the engine's view when it answers, the supervisor's state always)."""
+    from stackgen.stackdir import StackDir
     from stackgen.supervise.state import StateStore, read_state
     from stackgen.supervise.supervisor import load_target
 
@@ -26,7 +27,7 @@ def collect_status(directory: Path) -> dict[str, Any]:
     report: dict[str, Any] = {
         "project": target.project,
         "directory": str(target.directory),
-        "supervisor": {"running": StateStore(target.directory).locked_by_other() if (target.directory / ".stackgen-supervisor").exists() else False,
+        "supervisor": {"running": StateStore(target.directory).locked_by_other() if StackDir(target.directory).state_dir.exists() else False,
                        **(state.get("supervisor") or {})},
         "services": {},
         "certificate": dict(state.get("certificate") or {}),

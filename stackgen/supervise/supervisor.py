@@ -80,7 +80,6 @@ class Supervisor:
         self.policy = HealPolicy(self.settings, self.book, dependents_from_compose(self.target.document),
                                  self.store.data["services"], clock)
         self._connect = connect or self._default_connect
-        self._findings = findings
         self.queue: queue.Queue[tuple] = queue.Queue()
         self.stop_event = threading.Event()
         self.client = None

@@ -27,28 +27,12 @@ class Target:
 
 def load_target(directory: Path, project: str | None = None) -> Target:
     """`DIR/stack.yaml` (a stackgen stack: everything is supervised) or just `DIR/compose.yaml` (healing only)."""
-    from ruamel.yaml import YAML
+    from stackgen.stackdir import StackDir
 
-    from stackgen.errors import StackgenError
-    from stackgen.stackdir import SPEC_NAME, load_stack
-
-    directory = directory.resolve()
-    document = None
-    compose_file = directory / "compose.yaml"
-    if compose_file.is_file():
-        try:
-            document = YAML(typ="safe").load(compose_file.read_text())
-        except Exception as exc:  # noqa: BLE001 - any YAML problem
-            raise StackgenError(f"{compose_file}: not valid YAML ({exc.__class__.__name__})") from None
-    if (directory / SPEC_NAME).is_file():
-        stack = load_stack(directory)
-        return Target(directory, project or stack.project, document, stack)
-    if document is None:
-        raise StackgenError(f"{directory}: neither stack.yaml nor compose.yaml found")
-    name = project or (document or {}).get("name")
-    if not name:
-        raise StackgenError(f"{compose_file}: no top-level `name:`; give the compose project with --project")
-    return Target(directory, str(name), document)
+    stack_dir = StackDir(directory.resolve())
+    document = stack_dir.compose_document()  # first: a broken compose.yaml is named before the spec is read
+    stack = stack_dir.stack_if_any()
+    return Target(stack_dir.path, stack_dir.project(project), document, stack)
 
 
 def dependents_from_compose(document: dict[str, Any] | None) -> dict[str, list[str]]:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from stackgen import engine as engines
-from stackgen.live import probes
 from stackgen.cli.app import app
+from stackgen.live import probes
 from tests import acme
 from tests.images.build import pinned
 

@@ -13,17 +13,16 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from stackgen.operate import renewal
-from stackgen.supervise.alerts import read_log
 from stackgen.cli.app import app
+from stackgen.operate import renewal
 from stackgen.stackdir import load_stack
+from stackgen.supervise.alerts import read_log
 from tests.integration.conftest import _unavailable as unavailable
 from tests.integration.harness import LiveStack, start_stack, stop_stack
 from tests.integration.supervisor_support import (
@@ -67,7 +66,7 @@ def alerts_of(supervisor, kind: str) -> list[dict]:
 
 def test_crash_loop_backs_off_stops_at_the_limit_and_alerts_once(project, webhook):
     project.write_compose(["sick", "crasher"])
-    sick = project.run("sick", health=("CMD", "test", "-f", "/nonexistent"))  # never healthy
+    project.run("sick", health=("CMD", "test", "-f", "/nonexistent"))  # never healthy
     crasher = project.run("crasher", command=["sh", "-c", "sleep 0.5; exit 3"], health=None)  # the engine restarts it
     with supervisor_thread(project.directory, backoff_base=1, backoff_cap=2, crash_loop_restarts=3, crash_loop_window=120,
                            stop_timeout=1, webhook_url=webhook.url) as supervisor:
@@ -81,7 +80,7 @@ def test_crash_loop_backs_off_stops_at_the_limit_and_alerts_once(project, webhoo
         record = supervisor.policy.records["sick"]
         assert record.failed
     assert len(restarts) == 3, restarts
-    gaps = [b["ts"] - a["ts"] for a, b in zip(restarts, restarts[1:])]
+    gaps = [b["ts"] - a["ts"] for a, b in zip(restarts, restarts[1:], strict=False)]
     assert gaps[0] >= 1.0 and gaps[1] >= 2.0, f"backoff 1 s then 2 s between restarts (plus the time to fail again): {gaps}"
     assert not restarts_of(supervisor, "crasher"), "a container without healthcheck is restarted by the engine, not by us"
     opened = [a for a in alerts_of(supervisor, "crash_loop") if a["state"] == "open"]
@@ -367,7 +366,7 @@ def test_backup_wipe_restore_brings_flows_and_certificate_back(stack, tmp_path):
     with supervisor_thread(stack.directory, backup_dir=scheduled, backup_keep=1, **QUIET) as supervisor:
         for n in (1, 2):
             supervisor.request("backup")
-            wait_for(lambda: len(supervisor.events_named("backup")) == n, 60, f"scheduled backup {n}")
+            wait_for(lambda n=n: len(supervisor.events_named("backup")) == n, 60, f"scheduled backup {n}")
             time.sleep(1.1)  # archive names have a one-second resolution
     kept = sorted(scheduled.glob(f"{stack.project}-*.tar.gz"))
     assert len(kept) == 1 and kept[0].name == Path(supervisor.events_named("backup")[-1]["archive"]).name, "retention keeps the newest"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from stackgen.supervise.alerts import read_log
-from stackgen.verify.report import Finding, Severity
 from stackgen.supervise.config import Settings
-from stackgen.supervise.supervisor import Supervisor
 from stackgen.supervise.state import read_state
+from stackgen.supervise.supervisor import Supervisor
+from stackgen.verify.report import Finding, Severity
 from tests.support import fakes
 
 PROJECT = "fakeproj"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -31,13 +31,13 @@ def test_der_parser_agrees_with_openssl_and_ssl(tmp_path):
     decoded = ssl._ssl._test_decode_cert(str(cert))  # CPython's own decoder, as a reference
     assert serial == decoded["serialNumber"] == "FF0A1B2C3D4E"
     assert not_after == ssl.cert_time_to_seconds(decoded["notAfter"])
-    assert 29 < (not_after - datetime.now(timezone.utc).timestamp()) / 86400 <= 30
+    assert 29 < (not_after - datetime.now(UTC).timestamp()) / 86400 <= 30
 
 
 def test_der_parser_generalized_time(tmp_path):
     cert = make_cert(tmp_path, days=365 * 40)  # beyond 2049: GeneralizedTime
     serial, not_after = renewal.parse_certificate(ssl.PEM_cert_to_DER_cert(cert.read_text()))
-    assert datetime.fromtimestamp(not_after, timezone.utc).year >= 2050
+    assert datetime.fromtimestamp(not_after, UTC).year >= 2050
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("a1b", "0A1B"), ("0x00FF", "FF"), ("0", "00"), ("DEADBEEF", "DEADBEEF")])

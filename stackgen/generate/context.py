@@ -1,0 +1,210 @@
+"""What render derives from a `Stack` once, for the blueprints and the compose builder alike (`Context`),
+the fixed identities and sizes of the services, and the images chosen (the spec's, else the contracts')."""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from stackgen.constants import CERTS_GID, HTTP_INSIDE, HTTPS_INSIDE, NODE_RED_PORT
+from stackgen.generate.edges import DEPLOY_HOOK_WORDS, Edge, edge
+from stackgen.images.contracts import DnsPlugin, load_contract
+from stackgen.spec import Stack
+
+# Fixed identities. The edge reads the key through the supplementary group CERTS_GID.
+EDGE_UID = 101
+
+
+CERTBOT_UID = 0  # without capabilities: see certbot_service
+
+
+STANDALONE_PORT = 8402
+
+
+# certbot keeps 1000 rotated logs by default; ours live on a 16 MB tmpfs (run.sh and the supervisor's renew).
+CERTBOT_LOG_BACKUPS = 3
+
+
+# How long the engine waits after the stop signal before SIGKILL (compose stop_grace_period).
+EDGE_STOP_GRACE_SECONDS = 15
+
+
+# Default image versions are not here: they live in the upstream image contracts
+# (stackgen/images/contracts/*.yaml), per platform, next to the facts our stacks rely on.
+TLS_FILES_DIR = "/etc/stackgen/tls"
+
+
+# Memory limits and log rotation by platform: a Pi has little RAM and an SD card that wears.
+PLATFORM_SIZING: dict[str, dict[str, Any]] = {
+    "linux/amd64": {"node_red": "512m", "edge": "256m", "certbot": "256m", "log_size": "10m", "log_files": 3, "cpus": (1.5, 1.0, 0.5)},
+    "linux/arm64": {"node_red": "384m", "edge": "128m", "certbot": "192m", "log_size": "5m", "log_files": 2, "cpus": (1.5, 1.0, 0.5)},
+    "linux/arm/v7": {"node_red": "256m", "edge": "96m", "certbot": "160m", "log_size": "2m", "log_files": 2, "cpus": (1.5, 1.0, 0.5)},
+}
+
+
+CPU_INDEX = {"node-red": 0, "edge": 1, "certbot": 2}
+
+
+@dataclass(frozen=True)
+class Context:
+    """Values derived from the `Stack` that templates and the compose builder share."""
+
+    stack: Stack
+
+    @property
+    def s(self) -> Stack:
+        return self.stack
+
+    http_inside: int = HTTP_INSIDE
+    https_inside: int = HTTPS_INSIDE
+    standalone_port: int = STANDALONE_PORT
+    certs_gid: int = CERTS_GID
+    webroot: str = "/var/www/acme"
+    upstream: str = f"node-red:{NODE_RED_PORT}"
+
+    deploy_hook_words: tuple[str, ...] = DEPLOY_HOOK_WORDS
+
+    @property
+    def edge_entry(self) -> Edge:
+        """The facts about the stack's edge program (`generate/edges.py`)."""
+        return edge(self.s.edge)
+
+    @property
+    def edge_acme(self) -> bool:
+        return self.s.tls.mode == "edge-acme"
+
+    @property
+    def sidecar(self) -> bool:
+        return self.s.tls.uses_sidecar
+
+    @property
+    def dns_plugin(self) -> DnsPlugin:
+        """certbot-dns01: the official plugin image's facts (authenticator, credentials option)."""
+        plugin = load_contract("certbot-dns").plugin(self.s.tls.dns_provider or "")
+        if plugin is None:
+            raise LookupError(f"no official certbot DNS plugin for {self.s.tls.dns_provider!r}")
+        return plugin
+
+    certbot_log_backups: int = CERTBOT_LOG_BACKUPS
+
+    @property
+    def local_ca(self) -> bool:
+        return self.s.tls.mode == "internal"
+
+    @property
+    def standalone_challenge(self) -> bool:
+        """Traefik cannot serve files, so certbot answers HTTP-01 itself and the edge routes to it."""
+        return self.s.edge == "traefik" and self.s.tls.mode == "certbot-http01"
+
+    @property
+    def webroot_volume(self) -> bool:
+        return self.s.tls.mode == "certbot-http01" and not self.standalone_challenge
+
+    @property
+    def tls_file_mounts(self) -> list[tuple[str, str]]:
+        """files mode: (host directory, container directory) read-only mounts holding cert and key.
+
+        Directories, not the two files: a single-file bind mount pins the inode it saw at start,
+        so a renewal that replaces the file (rename, symlink swap) would never reach the edge.
+        """
+        tls = self.s.tls
+        if tls.mode != "files":
+            return []
+        assert tls.cert_file and tls.key_file
+        cert_dir, key_dir = posixpath.dirname(tls.cert_file), posixpath.dirname(tls.key_file)
+        if cert_dir == key_dir:
+            return [(cert_dir, TLS_FILES_DIR)]
+        return [(cert_dir, f"{TLS_FILES_DIR}/cert"), (key_dir, f"{TLS_FILES_DIR}/key")]
+
+    def _tls_file(self, host_file: str) -> str:
+        host_dir = posixpath.dirname(host_file)
+        inside = next(target for source, target in self.tls_file_mounts if source == host_dir)
+        return f"{inside}/{posixpath.basename(host_file)}"
+
+    @property
+    def cert_path(self) -> str:
+        if self.s.tls.mode == "files":
+            assert self.s.tls.cert_file
+            return self._tls_file(self.s.tls.cert_file)
+        return f"/etc/letsencrypt/live/{self.s.cert_name}/fullchain.pem"
+
+    @property
+    def key_path(self) -> str:
+        if self.s.tls.mode == "files":
+            assert self.s.tls.key_file
+            return self._tls_file(self.s.tls.key_file)
+        return f"/etc/letsencrypt/live/{self.s.cert_name}/privkey.pem"
+
+    @property
+    def https_port_suffix(self) -> str:
+        return "" if self.s.ports.https == 443 else f":{self.s.ports.https}"
+
+    @property
+    def ca_bundle(self) -> str | None:
+        return self.s.tls.ca_bundle
+
+    ca_bundle_in_edge: str = "/etc/stackgen/acme-ca.pem"
+
+    @property
+    def admin_root(self) -> str | bool:
+        """httpAdminRoot: the editor's path, or false (settings.js writes it `| tojson`)."""
+        editor = self.s.node_red.editor
+        return editor.path if editor.enabled else False
+
+    @property
+    def nginx_names_bucket(self) -> int:
+        """NGINX's server_names_hash_bucket_size: a power of two that holds the longest name (and its overhead)."""
+        size = 64
+        while size < max(len(d) for d in self.s.domains) + 32:
+            size *= 2
+        return size
+
+    @property
+    def sizing(self) -> dict[str, Any]:
+        return PLATFORM_SIZING[self.s.platform]
+
+    @property
+    def internal_bridge(self) -> str:
+        """A fixed Linux bridge name (max 15 chars), so a host firewall rule can name it."""
+        return "sg-" + hashlib.sha256(self.s.project.encode()).hexdigest()[:8] + "-in"
+
+
+def node_red_tag(stack: Stack) -> str:
+    """The Node-RED image tag: the spec's version, else the contract's newest tag for the platform
+    (Node-RED 5 dropped 32-bit ARM, so linux/arm/v7 gets the newest 4.1.x)."""
+    return stack.node_red.version or load_contract("node-red").tag_for(stack.platform).tag
+
+
+def version_notes(stack: Stack) -> list[str]:
+    """What a user should know about the versions chosen for their platform (printed by init)."""
+    notes = []
+    contract = load_contract("node-red")
+    newest, chosen = contract.tags[0], contract.tag_for(stack.platform)
+    if not stack.node_red.version and not stack.images.node_red and chosen is not newest:
+        notes.append(
+            f"Node-RED {newest.version} publishes no {stack.platform} image (upstream dropped it): this stack pins "
+            f"{chosen.version}, the newest release that still does. A 64-bit OS (linux/arm64) gets {newest.version}."
+        )
+    return notes
+
+
+def certbot_image(stack: Stack) -> str:
+    """certbot's official image, or the official image of the stack's DNS plugin."""
+    if stack.tls.mode == "certbot-dns01":
+        dns = load_contract("certbot-dns")
+        plugin = dns.plugin(stack.tls.dns_provider or "")
+        assert plugin is not None, "spec.DnsProvider is derived from the same contract"
+        return f"{plugin.image}:{dns.tag_for(stack.platform).tag}"
+    return load_contract("certbot").reference(stack.platform)
+
+
+def default_images(stack: Stack) -> dict[str, str]:
+    """Image per service: the spec's override, else stackgen's pinned default (from the contracts)."""
+    return {
+        "node-red": stack.images.node_red or f"{load_contract('node-red').image}:{node_red_tag(stack)}",
+        "edge": stack.images.edge or edge(stack.edge).image_contract().reference(stack.platform),
+        "certbot": stack.images.certbot or certbot_image(stack),
+    }
+
