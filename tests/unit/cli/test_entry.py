@@ -53,6 +53,27 @@ def test_one_service_verify_imports_nothing_heavy(tmp_path: Path, extra: tuple[s
     assert heavy == [], f"`stackgen verify {' '.join(extra)}` imported {heavy}"
 
 
+def test_verifying_known_images_imports_no_pydantic(tmp_path: Path) -> None:
+    """SG042 reads the upstream contracts (the edge's file capabilities) without validating them with pydantic."""
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  edge:\n    image: caddy:2.11.7-alpine\n    cap_drop: [ALL]\n  n:\n    image: nginx:1\n    cap_drop: [ALL]\n"
+    )
+    code, heavy, out = imported_by(tmp_path, "verify", "compose.yaml", "--format", "json", "--fail-on", "none")
+    assert code == 0 and heavy == []
+    assert {f["service"] for f in json.loads(out)["findings"] if f["rule"] == "SG042"} == {"edge"}
+
+
+def test_the_light_reading_of_file_capabilities_agrees_with_the_validated_contracts() -> None:
+    from stackgen.images.contracts import all_contracts
+    from stackgen.images.filecaps import image_file_capabilities
+
+    first: dict[str, frozenset[str]] = {}
+    for contract in all_contracts().values():
+        first.setdefault(contract.image, contract.main_binary.capabilities)
+    assert first and all(image_file_capabilities(image) == caps for image, caps in first.items())
+    assert image_file_capabilities("example/unknown") == frozenset()
+
+
 def test_rules_imports_nothing_heavy(tmp_path: Path) -> None:
     code, heavy, out = imported_by(tmp_path, "rules")
     assert (code, heavy) == (0, []) and "SG001" in out
