@@ -24,8 +24,8 @@ from typing import Any
 
 from stackgen.errors import StackgenError
 from stackgen.generate.files import write_atomic
+from stackgen.stackdir import STATE_DIR  # the state directory's name: one home, StackDir's
 
-STATE_DIR = ".stackgen-supervisor"
 STATE_NAME = "state.json"
 LOG_NAME = "supervisor.jsonl"
 LOCK_NAME = "lock"
