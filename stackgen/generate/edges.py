@@ -62,7 +62,9 @@ class Edge:
     graceful_stop: str  # the signal for "finish what you serve, then exit" (the entrypoint relays it)
     fast_stop: str  # the signal for "exit now" (after the grace period)
     reload_command: tuple[str, ...] | None  # exec'd inside the edge for a graceful reload; None: it watches its files
-    extra_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # always set
+    env_edge_acme: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # set over `env` when the edge obtains its own certificate
+    ca_bundle_env: str | None = None  # edge-acme with tls.ca_bundle: the variable that makes its ACME client trust it
 
     @property
     def mounted(self) -> tuple[str, ...]:
@@ -71,14 +73,11 @@ class Edge:
 
     def environment(self, *, edge_acme: bool, ca_bundle_in_edge: str | None) -> dict[str, str]:
         """The edge-specific environment, added after TZ and the stop deadline."""
-        env = dict(self.extra_env)
-        if self.name == "caddy":
-            # Caddy writes $XDG_CONFIG_HOME (autosave) and $XDG_DATA_HOME (locks, OCSP) even when it obtains
-            # no certificate. A tmpfs over the image's /config or /data would take that directory's owner and
-            # mode (root, 0755: the engine copies them from the image), unwritable for uid 101; /tmp is 1777.
-            env.update({"XDG_CONFIG_HOME": "/tmp/caddy/config", "XDG_DATA_HOME": "/data" if edge_acme else "/tmp/caddy/data"})
-        if self.name == "traefik" and edge_acme and ca_bundle_in_edge:
-            env["LEGO_CA_CERTIFICATES"] = ca_bundle_in_edge  # lego (Traefik's ACME client) trusts the given CA
+        env = dict(self.env)
+        if edge_acme:
+            env.update(self.env_edge_acme)
+            if self.ca_bundle_env and ca_bundle_in_edge:
+                env[self.ca_bundle_env] = ca_bundle_in_edge
         return env
 
     def image_contract(self) -> Contract:
@@ -100,6 +99,11 @@ EDGES: Mapping[str, Edge] = MappingProxyType({
         graceful_stop="TERM",
         fast_stop="QUIT",
         reload_command=("caddy", "reload", "--config", f"{EDGE_STATE_DIR}/Caddyfile", "--adapter", "caddyfile", "--force"),
+        # Caddy writes $XDG_CONFIG_HOME (autosave) and $XDG_DATA_HOME (locks, OCSP) even when it obtains
+        # no certificate. A tmpfs over the image's /config or /data would take that directory's owner and
+        # mode (root, 0755: the engine copies them from the image), unwritable for uid 101; /tmp is 1777.
+        env=MappingProxyType({"XDG_CONFIG_HOME": "/tmp/caddy/config", "XDG_DATA_HOME": "/tmp/caddy/data"}),
+        env_edge_acme=MappingProxyType({"XDG_DATA_HOME": "/data"}),  # its ACME account and certificates: a volume
     ),
     "nginx": Edge(
         name="nginx",
@@ -128,6 +132,7 @@ EDGES: Mapping[str, Edge] = MappingProxyType({
         graceful_stop="TERM",
         fast_stop="KILL",
         reload_command=None,  # Traefik's file provider watches its directory: a new file is the reload
+        ca_bundle_env="LEGO_CA_CERTIFICATES",  # lego, Traefik's ACME client
     ),
 })
 
