@@ -1,6 +1,6 @@
 """`stackgen verify --live`: is the running stack what the security model says?
 
-Three layers, one report:
+Three layers, one report (judged by the one verify pipeline, `verify.pipeline.verify_topology`):
 1. the static rules on the *observed* topology (observe.py), with the file's
    suppressions and positions carried over;
 2. drift rules (SG2xx) comparing it with the declared compose file;
@@ -10,6 +10,8 @@ Three layers, one report:
    (routing table, a canary on a network of our own, a listener on the host's
    bridge gateway), where the key can be read, and what the edge serves
    (certificate, TLS versions, redirect, HSTS, admin auth, websockets).
+   The isolation probes (matrix, egress, keys) are in `isolation.py`; what the
+   edge serves is probed here.
 
 Probes only ever target loopback, the stack's own networks and the canary
 network the verifier creates (and removes); probe containers use an image the
@@ -19,9 +21,7 @@ without capabilities, and are removed afterwards.
 
 from __future__ import annotations
 
-import json
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -31,73 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from stackgen import engine as engines
-from stackgen.constants import NODE_RED_PORT, PROBE_LABEL
 from stackgen.findings import Finding
 from stackgen.live import probes
+from stackgen.live.isolation import Reach, egress, keys, matrix
 from stackgen.live.observe import observe, project_networks
 from stackgen.topology import Role, Service, Topology
 from stackgen.verify.rules import get_rule
-
-CONNECT_TIMEOUT = 1.5
-CANARY_PORT = 18080
-
-# One TCP attempt per target, concurrently; prints [{"r": open|refused|blocked}] in order.
-_CONNECT_JS = r"""
-const net = require('net');
-const fs = require('fs');
-const job = JSON.parse(process.argv[1]);
-const out = {connect: [], route: null, files: {}};
-try {
-  out.route = fs.readFileSync('/proc/net/route', 'utf8').split('\n').slice(1)
-    .map(l => l.trim().split(/\s+/)).filter(f => f[1] === '00000000')
-    .map(f => f[2].match(/../g).reverse().map(h => parseInt(h, 16)).join('.'));
-} catch (e) { out.route = null; }
-for (const f of (job.files || [])) {
-  try { fs.accessSync(f, fs.constants.R_OK); out.files[f] = 'readable'; }
-  catch (e) { out.files[f] = e.code || 'error'; }
-}
-let left = job.targets.length;
-// a full line: the json-file log driver drops a trailing partial one; no process.exit, it can cut a piped write short
-const done = () => { if (--left <= 0) { console.log(JSON.stringify(out)); } };
-if (!left) { left = 1; done(); }
-job.targets.forEach(([host, port], i) => {
-  const s = net.connect({host, port});
-  let over = false;
-  const finish = (r) => { if (over) return; over = true; s.destroy(); out.connect[i] = r; done(); };
-  s.setTimeout(job.timeout, () => finish('blocked'));
-  s.on('connect', () => finish('open'));
-  s.on('error', (e) => finish(e.code === 'ECONNREFUSED' ? 'refused' : 'blocked'));
-});
-"""
-
-_LISTEN_JS = f"require('net').createServer(s => s.end()).listen({CANARY_PORT}, '0.0.0.0')"
-
-
-@dataclass
-class Reach:
-    """One cell of the reachability matrix."""
-
-    vantage: str  # a network key, "host", or "inside SERVICE"
-    service: str
-    address: str
-    port: int
-    expected: str | None  # "open" | "closed" | None (no expectation)
-    observed: str = "?"  # "open" | "refused" | "blocked"
-    via: str = ""  # the network the target address belongs to
-
-    @property
-    def reachable(self) -> bool:
-        return self.observed == "open"
-
-    @property
-    def ok(self) -> bool:
-        if self.expected is None:
-            return True
-        return self.reachable == (self.expected == "open")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"from": self.vantage, "service": self.service, "address": self.address, "port": self.port,
-                "network": self.via, "expected": self.expected, "observed": self.observed, "ok": self.ok}
 
 
 @dataclass
@@ -176,337 +115,6 @@ class LiveContext:
             if settings.get("IPAddress"):
                 found[key] = settings["IPAddress"]
         return found
-
-
-# --- expectations --------------------------------------------------------------------
-
-
-def _declared_networks(ctx: LiveContext, service: str) -> set[str]:
-    source = ctx.declared.services.get(service) if ctx.declared else None
-    svc = source or ctx.observed.services.get(service)
-    return set(svc.networks) if svc else set()
-
-
-def _internal(ctx: LiveContext, network: str) -> bool:
-    topo = ctx.declared or ctx.observed
-    return topo.is_internal(network)
-
-
-def listening_ports(ctx: LiveContext, svc: Service) -> list[int]:
-    """Ports a service serves inside its container: Node-RED's, the edge's proxied and published targets."""
-    if svc.role is Role.NODE_RED:
-        return [NODE_RED_PORT]
-    ports = sorted({p.target for p in svc.ports if p.target})
-    return ports
-
-
-def expected(ctx: LiveContext, vantage: str, target: Service, target_net: str) -> str | None:
-    """What the security model says about a connection from `vantage` to `target`'s address on `target_net`."""
-    if vantage == "host":
-        return "closed" if target.role is Role.NODE_RED else None
-    if vantage != target_net:
-        return "closed"  # bridges are isolated from each other
-    if target.role is Role.NODE_RED:
-        edges = [e.name for e in ctx.by_role(Role.EDGE)]
-        shared = any(vantage in _declared_networks(ctx, e) for e in edges)
-        legit = vantage in _declared_networks(ctx, target.name) and shared and _internal(ctx, vantage)
-        return "open" if legit else "closed"
-    if target.role is Role.EDGE:
-        return "open" if vantage in _declared_networks(ctx, target.name) else "closed"
-    return None
-
-
-# --- the reachability matrix ---------------------------------------------------------------
-
-
-def _classify(address: str, port: int, allowed: list[str]) -> str:
-    probes.check_target(address, allowed)
-    try:
-        with socket.create_connection((address, port), CONNECT_TIMEOUT):
-            return "open"
-    except ConnectionRefusedError:
-        return "refused"
-    except OSError:
-        return "blocked"
-
-
-def probe_image(ctx: LiveContext) -> str | None:
-    """An image the stack already has, with `node` in it: Node-RED's. Nothing is pulled."""
-    for svc in ctx.by_role(Role.NODE_RED):
-        container = ctx.container(svc.name)
-        if container is not None:
-            return container.attrs["Image"]  # the image id: exact, local
-    return None
-
-
-def run_probe_container(ctx: LiveContext, image: str, network: str, job: dict[str, Any]) -> dict[str, Any]:
-    """A throwaway container on one network, running the connect script as nobody."""
-    for host, _ in job["targets"]:
-        probes.check_target(host, ctx.subnets())
-    # Not `remove=True`: docker-py then removes without `v`, and an image that declares VOLUMEs
-    # (Node-RED's /data) would leave one anonymous volume behind per probe.
-    container = ctx.engine.containers.create(
-        image,
-        ["-e", _CONNECT_JS, json.dumps(job)],
-        entrypoint=["node"],
-        network=ctx.networks[network]["Name"],
-        user="65534:65534",
-        read_only=True,
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges:true"],
-        mem_limit="64m",
-        labels={PROBE_LABEL: ctx.project},
-    )
-    try:
-        container.start()
-        container.wait()
-        output = container.logs(stdout=True, stderr=False)
-    finally:
-        container.remove(force=True, v=True)
-    return json.loads(output.decode() or "{}")
-
-
-def exec_connect(ctx: LiveContext, service: str, targets: list[tuple[str, int]], files: list[str] = ()) -> dict[str, Any] | None:
-    """Run the connect script inside an existing container (its own vantage point)."""
-    container = ctx.container(service)
-    if container is None:
-        return None
-    allowed = ctx.subnets() + ctx.extra_subnets
-    for host, _ in targets:
-        probes.check_target(host, allowed)
-    job = {"targets": targets, "timeout": int(CONNECT_TIMEOUT * 1000), "files": list(files)}
-    result = container.exec_run(["node", "-e", _CONNECT_JS, json.dumps(job)])
-    try:
-        return json.loads(result.output.decode())
-    except ValueError:
-        return None
-
-
-def matrix(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
-    targets: list[tuple[Service, str, str, int]] = []  # (service, network, ip, port)
-    for svc in ctx.observed.services.values():
-        ports = listening_ports(ctx, svc)
-        for net, ip in ctx.addresses(svc.name).items():
-            for port in ports:
-                targets.append((svc, net, ip, port))
-    if not targets:
-        return
-    image = probe_image(ctx)
-    jobs = []
-    if image:
-        for network in ctx.networks:
-            jobs.append(pool.submit(_matrix_from_network, ctx, image, network, targets))
-    else:
-        ctx.check("reachability matrix", False, "no Node-RED container to take a probe image from: container vantage points skipped")
-    allowed = ctx.subnets()
-    host_cells = []
-    for svc, net, ip, port in targets:
-        want = expected(ctx, "host", svc, net)
-        if want is not None:
-            host_cells.append((Reach("host", svc.name, ip, port, want, via=net), pool.submit(_classify, ip, port, allowed)))
-    for svc in ctx.by_role(Role.EDGE):
-        for port in svc.ports:
-            if port.host_port is None:
-                continue
-            address = "127.0.0.1" if port.all_interfaces else port.host_ip
-            cell = Reach("host", svc.name, address, port.host_port, "open", via="published")
-            host_cells.append((cell, pool.submit(_classify, address, port.host_port, allowed)))
-    for job in jobs:
-        job.result()
-    for cell, future in host_cells:
-        cell.observed = future.result()
-        _record(ctx, cell)
-
-
-def _matrix_from_network(ctx: LiveContext, image: str, network: str, targets: list[tuple[Service, str, str, int]]) -> None:
-    job = {"targets": [[ip, port] for _, _, ip, port in targets], "timeout": int(CONNECT_TIMEOUT * 1000)}
-    try:
-        result = run_probe_container(ctx, image, network, job)
-    except Exception as exc:  # noqa: BLE001 - a probe that cannot run is reported, not fatal
-        ctx.check(f"probe container on {network}", False, f"could not run: {exc}")
-        return
-    for (svc, net, ip, port), observed in zip(targets, result.get("connect", []), strict=False):
-        cell = Reach(network, svc.name, ip, port, expected(ctx, network, svc, net), observed, via=net)
-        _record(ctx, cell)
-
-
-def _record(ctx: LiveContext, cell: Reach) -> None:
-    with ctx.lock:
-        ctx.matrix.append(cell)
-    if cell.ok:
-        return
-    target = ctx.observed.services.get(cell.service)
-    if cell.reachable:
-        where = "the host" if cell.vantage == "host" else f"network {cell.vantage}"
-        message = f"{cell.service}:{cell.port} ({cell.address} on {cell.via}) opens from {where}; the security model says it must not"
-        if cell.vantage == "host" and target is not None and target.role is Role.NODE_RED:
-            ctx.report("SG302", cell.service, message + _firewall_hint(ctx, cell.via))
-        else:
-            ctx.report("SG301", cell.service, message)
-    else:
-        ctx.report("SG301", cell.service, f"{cell.service}:{cell.port} ({cell.address}) does not open from network {cell.vantage} ({cell.observed}); it should")
-
-
-def _firewall_hint(ctx: LiveContext, network: str) -> str:
-    attrs = ctx.networks.get(network) or {}
-    bridge = ((attrs.get("Options") or {}).get("com.docker.network.bridge.name")) or f"br-{attrs.get('Id', '')[:12]}"
-    return f"; fix (as root): iptables -I INPUT -i {bridge} -j DROP (stackgen up does this)"
-
-
-# --- egress, host gateway, keys ------------------------------------------------------------
-
-
-def egress(ctx: LiveContext) -> None:
-    """Node-RED's way out: default route, a canary on a network of ours, the host's bridge gateways."""
-    node_reds = ctx.by_role(Role.NODE_RED)
-    if not node_reds:
-        return
-    node_red = node_reds[0].name
-    image = probe_image(ctx)
-    canary_network = canary = None
-    listeners: list[socket.socket] = []
-    targets: list[tuple[str, int]] = []
-    labels: list[str] = []
-    try:
-        if image and not ctx.egress_allowed:
-            name = f"stackgen-probe-{ctx.project}-{secrets.token_hex(3)}"
-            canary_network = ctx.engine.networks.create(name, driver="bridge", labels={PROBE_LABEL: ctx.project})
-            subnet = ctx.engine.api.inspect_network(canary_network.id)["IPAM"]["Config"][0]["Subnet"]
-            ctx.extra_subnets = [subnet]
-            canary = ctx.engine.containers.run(
-                image, ["-e", _LISTEN_JS], entrypoint=["node"], network=name, user="65534:65534", read_only=True,
-                cap_drop=["ALL"], security_opt=["no-new-privileges:true"], mem_limit="64m",
-                labels={PROBE_LABEL: ctx.project}, detach=True,
-            )
-            canary.reload()
-            canary_ip = canary.attrs["NetworkSettings"]["Networks"][name]["IPAddress"]
-            _wait_listening(canary, CANARY_PORT)
-            targets.append((canary_ip, CANARY_PORT))
-            labels.append(f"canary {canary_ip}:{CANARY_PORT} on a network of its own")
-        for key in sorted(_declared_networks(ctx, node_red)):
-            attrs = ctx.networks.get(key)
-            if not attrs or not attrs.get("Internal"):
-                continue
-            for config in (attrs.get("IPAM") or {}).get("Config") or []:
-                gateway = config.get("Gateway")
-                if not gateway:
-                    continue
-                listener = _host_listener(gateway)
-                if listener is None:
-                    continue
-                listeners.append(listener)
-                targets.append((gateway, listener.getsockname()[1]))
-                labels.append(f"host listener {gateway}:{listener.getsockname()[1]} (gateway of {key})")
-        for svc in ctx.by_role(Role.CERTBOT):
-            for net, ip in ctx.addresses(svc.name).items():
-                targets.append((ip, 443))
-                labels.append(f"certbot {ip} on {net}")
-        result = exec_connect(ctx, node_red, targets)
-        if result is None:
-            ctx.check("egress", False, f"could not run a probe inside {node_red}")
-            return
-        if not ctx.egress_allowed:
-            # Docker gives containers on internal networks a default route via the bridge gateway, where the
-            # engine (FORWARD) and stackgen's host rule (INPUT) drop it: only a route via another gateway is a way out.
-            internal_gateways = {
-                config.get("Gateway")
-                for attrs in ctx.networks.values() if attrs.get("Internal")
-                for config in (attrs.get("IPAM") or {}).get("Config") or []
-            }
-            routes = result.get("route") or []
-            outward = [gw for gw in routes if gw not in internal_gateways]
-            detail = "default routes via " + (", ".join(routes) or "none") + f" (internal gateways: {', '.join(sorted(g for g in internal_gateways if g))})"
-            if not ctx.check("no route out of node-red", not outward, detail):
-                ctx.report("SG303", node_red, f"Node-RED has a default route via {', '.join(outward)}, "
-                                              "not an internal network's gateway, although egress is denied")
-        for label, (host, port), outcome in zip(labels, targets, result.get("connect", []), strict=False):
-            blocked = outcome == "blocked"
-            ctx.check(f"node-red -> {label}", blocked, outcome)
-            if blocked:
-                continue
-            if label.startswith("host listener"):
-                network = label.rsplit("gateway of ", 1)[-1].rstrip(")")
-                ctx.report("SG302", node_red, f"Node-RED reaches the host at {host}:{port} through the bridge gateway ({outcome})"
-                           + _firewall_hint(ctx, network))
-            elif label.startswith("canary"):
-                ctx.report("SG303", node_red, f"Node-RED reaches a canary on another network ({host}:{port}, {outcome}) although egress is denied")
-            else:
-                ctx.report("SG301", node_red, f"Node-RED reaches the certificate sidecar at {host} ({outcome})")
-    finally:
-        for listener in listeners:
-            listener.close()
-        if canary is not None:
-            canary.remove(force=True, v=True)
-        if canary_network is not None:
-            canary_network.remove()
-        ctx.extra_subnets = []
-
-
-def _wait_listening(container, port: int, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        script = f"require('net').connect({port},'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))"
-        result = container.exec_run(["node", "-e", script])
-        if result.exit_code == 0:
-            return
-        time.sleep(0.1)
-
-
-def _host_listener(address: str) -> socket.socket | None:
-    """A listener on the host, bound to a bridge gateway address: what a host service would be."""
-    try:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.bind((address, 0))
-        listener.listen(8)
-    except OSError:
-        return None
-    threading.Thread(target=_accept_loop, args=(listener,), daemon=True).start()
-    return listener
-
-
-def _accept_loop(listener: socket.socket) -> None:
-    while True:
-        try:
-            connection, _ = listener.accept()
-            connection.close()
-        except OSError:
-            return
-
-
-def keys(ctx: LiveContext) -> None:
-    """Where the private key is, probed from inside the containers."""
-    if not ctx.cert_name:
-        return
-    key = f"/etc/letsencrypt/live/{ctx.cert_name}/privkey.pem"
-    for svc in ctx.observed.services.values():
-        if svc.role is Role.NODE_RED:
-            result = exec_connect(ctx, svc.name, [], files=[key])
-            if result is not None:
-                state = result.get("files", {}).get(key)
-                if not ctx.check(f"key not readable in {svc.name}", state != "readable", f"{key}: {state}"):
-                    ctx.report("SG304", svc.name, f"{key} is readable inside {svc.name}")
-        elif svc.role is Role.EDGE:
-            container = ctx.container(svc.name)
-            if container is None:
-                continue
-            probe = "/etc/letsencrypt/.stackgen-probe"
-            result = container.exec_run(["sh", "-c", f"if touch {probe} 2>/dev/null; then rm -f {probe}; echo WRITABLE; else echo READONLY; fi"])
-            writable = b"WRITABLE" in result.output
-            if not ctx.check(f"key volume read-only in {svc.name}", not writable, result.output.decode().strip()):
-                ctx.report("SG304", svc.name, f"the key volume is writable inside {svc.name}")
-        elif svc.role is Role.CERTBOT:
-            container = ctx.container(svc.name)
-            if container is None:
-                continue
-            result = container.exec_run(["sh", "-c", f"stat -L -c '%a %g' {key}"])
-            text = result.output.decode().strip()
-            if result.exit_code != 0:
-                ctx.check(f"key mode in {svc.name}", False, f"no key yet ({text})")
-                continue
-            mode, _, group = text.partition(" ")
-            good = mode == "600" or (mode == "640" and group == "1500")
-            if not ctx.check(f"key mode in {svc.name}", good, text):
-                ctx.report("SG304", svc.name, f"{key} has mode {mode}, group {group}: expected 0600, or 0640 with group 1500 (the edge's)")
 
 
 # --- what the edge serves -------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from stackgen.cli.output import render_matrix
 from stackgen.live import checks as live
+from stackgen.live import isolation
 from stackgen.live import observe
 from stackgen.verify.rules import ALL_RULES, run_rules
 from stackgen.topology import Mount, Network, Port, Role, Service, Topology
@@ -88,24 +89,24 @@ def test_expectations_follow_the_security_model():
     topo = observed()
     ctx = context(topo)
     node_red, edge = topo.services["node-red"], topo.services["edge"]
-    assert live.expected(ctx, "internal", node_red, "internal") == "open"
-    assert live.expected(ctx, "public", node_red, "internal") == "closed"
-    assert live.expected(ctx, "host", node_red, "internal") == "closed"
-    assert live.expected(ctx, "public", edge, "public") == "open"
-    assert live.expected(ctx, "internal", edge, "public") == "closed", "bridges are isolated"
-    assert live.expected(ctx, "host", edge, "public") is None
+    assert isolation.expected(ctx, "internal", node_red, "internal") == "open"
+    assert isolation.expected(ctx, "public", node_red, "internal") == "closed"
+    assert isolation.expected(ctx, "host", node_red, "internal") == "closed"
+    assert isolation.expected(ctx, "public", edge, "public") == "open"
+    assert isolation.expected(ctx, "internal", edge, "public") == "closed", "bridges are isolated"
+    assert isolation.expected(ctx, "host", edge, "public") is None
 
 
 def test_node_red_on_public_by_hand_is_expected_closed_there():
     topo = observed(**{"node-red": {"networks": ("internal", "public")}})
-    assert live.expected(context(topo), "public", topo.services["node-red"], "public") == "closed"
+    assert isolation.expected(context(topo), "public", topo.services["node-red"], "public") == "closed"
 
 
 def test_mismatch_becomes_a_finding_and_the_matrix_marks_it():
     topo = observed()
     ctx = context(topo)
     cell = live.Reach("public", "node-red", "172.30.0.3", 1880, "closed", "open", via="public")
-    live._record(ctx, cell)
+    isolation._record(ctx, cell)
     assert not cell.ok
     assert [(f.rule, f.service) for f in ctx.findings] == [("SG301", "node-red")]
     text = render_matrix(live.LiveResult(topo, [], None, 1, ctx.matrix, [], 0.0))
@@ -149,7 +150,7 @@ def test_probe_refuses_to_leave_the_stacks_networks():
     from stackgen.live.probes import ForbiddenTarget
 
     with pytest.raises(ForbiddenTarget):
-        live.run_probe_container(ctx, "img", "internal", {"targets": [["8.8.8.8", 53]], "timeout": 100})
+        isolation.run_probe_container(ctx, "img", "internal", {"targets": [["8.8.8.8", 53]], "timeout": 100})
 
 
 def test_a_role_the_file_gave_carries_over_to_the_running_container():
