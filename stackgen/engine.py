@@ -23,6 +23,18 @@ if TYPE_CHECKING:  # the SDK is imported lazily: `verify` must not pay for it
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
+# The SDK's errors, for callers that catch them: `except engines.NotFound:` (ImageNotFound is one too).
+# Resolved on first use (PEP 562), so nothing outside this module imports docker and `verify` never loads it.
+_SDK_ERRORS = frozenset({"NotFound", "ImageNotFound", "APIError", "DockerException"})
+
+
+def __getattr__(name: str):
+    if name in _SDK_ERRORS:
+        import docker.errors
+
+        return getattr(docker.errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 class EngineUnavailable(StackgenError):
     """No Docker engine answers."""

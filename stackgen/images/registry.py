@@ -565,11 +565,11 @@ def engine_image(engine: Any, ref: ImageRef) -> ImageInfo | None:
     The digest reported is the repository digest the engine recorded when it pulled or pushed
     the image; an image only built locally has none (it cannot be pinned until pushed).
     """
-    from docker.errors import ImageNotFound
+    from stackgen import engine as engines  # here, not at the top: `images check` without --local needs no engine
 
     try:
         image = engine.images.get(ref.original)
-    except ImageNotFound:
+    except engines.ImageNotFound:
         return None
     attrs = image.attrs
     platform = Platform.of(attrs.get("Os", ""), attrs.get("Architecture", ""), attrs.get("Variant", ""))

@@ -131,24 +131,20 @@ def volume_name(engine, project: str, volume: str) -> str | None:
     found = engines.project_volumes(engine, project, volume)
     if found:
         return found[0].name
-    from docker.errors import NotFound
-
     try:
         return engine.volumes.get(f"{project}_{volume}").name
-    except NotFound:
+    except engines.NotFound:
         return None
 
 
 def _helper(engine, image: str, volume: str, read_only: bool):
     """A container that is created, never started: the engine's archive API reaches the volume through it."""
-    from docker.errors import ImageNotFound
-
     try:
         return engine.containers.create(
             image, command=["true"], entrypoint=[], network_disabled=True, labels={HELPER_LABEL: "backup"},
             volumes={volume: {"bind": f"{HELPER_MOUNT}/vol", "mode": "ro" if read_only else "rw"}},
         )
-    except ImageNotFound:
+    except engines.ImageNotFound:
         raise BackupError(f"image {image} is not on this machine; it is needed to reach volume {volume}") from None
 
 

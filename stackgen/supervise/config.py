@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stackgen.errors import StackgenError
+from stackgen.findings import SEVERITY_NAMES
 
 CONFIG_NAME = "supervise.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -48,7 +49,7 @@ def format_duration(seconds: float | None) -> str:
 
 
 WebhookFormat = Literal["generic", "ntfy", "gotify"]
-SeverityName = Literal["low", "medium", "high", "critical"]
+SeverityName = Literal[SEVERITY_NAMES]  # type: ignore[valid-type]  # low, medium, high, critical (stackgen.findings)
 
 DURATION_FIELDS = (
     "backoff_base", "backoff_cap", "crash_loop_window", "stable_after", "stop_timeout",

@@ -197,12 +197,10 @@ class Restart:
             self.post(("restart_done", key, False, f"{exc.__class__.__name__}: {exc}"[:300], 0.0, dependency_of))
 
     def _container(self, key: str, container_id: str | None) -> Any:
-        from docker.errors import NotFound
-
         if container_id:
             try:
                 return self.client.containers.get(container_id)
-            except NotFound:
+            except engines.NotFound:
                 pass
         service, _, number = key.partition("#")
         found = self.client.containers.list(all=True, filters=engines.label_filter(self.project, service=service, number=number or "1"))

@@ -49,8 +49,7 @@ def collect_status(directory: Path) -> dict[str, Any]:
         client = engines.client(timeout=10)
         for container in engines.project_containers(client, target.project):
             attrs = container.attrs
-            labels = attrs["Config"].get("Labels") or {}
-            service = labels.get("com.docker.compose.service")
+            service = engines.service_of(container)
             if not service:
                 continue
             state_attrs = attrs.get("State") or {}
