@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from stackgen import engine as engines
-from stackgen import stackdir
+from stackgen.generate import workflow
 from stackgen.generate.passwords import hash_password
 from stackgen.live import probes
 from stackgen.operate import lifecycle
@@ -81,7 +81,7 @@ def main() -> int:
             }
         )
         directory = workdir / "stack"
-        stackdir.init(directory, stack)
+        workflow.init(directory, stack)
         ours, bare = [], []
         for i in range(RUNS):
             ours.append(one_run(engine, workdir, directory, stack, bare=False))

@@ -17,6 +17,7 @@ from pathlib import Path
 from stackgen import engine as engines
 from stackgen import stackdir
 from stackgen.errors import StackgenError
+from stackgen.generate import workflow
 from stackgen.generate.passwords import hash_password
 from stackgen.live import probes
 from stackgen.live.checks import verify_live
@@ -64,7 +65,7 @@ def create_stack(engine) -> None:
             "node_red": {"admin_password_hash": hash_password(password)},
         }
     )
-    stackdir.init(DEMO / "stack", stack)
+    workflow.init(DEMO / "stack", stack)
     password_file = DEMO / "admin-password"
     password_file.write_text(password + "\n")
     password_file.chmod(0o600)

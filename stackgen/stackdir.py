@@ -1,19 +1,16 @@
-"""A stack directory: `stack.yaml` in, generated files out; `StackDir`, what one holds.
+"""A stack directory: what one holds (`StackDir`), and its spec read and written (`stack.yaml`).
 
-Why its own module: `init`, `generate`, `up` and the tests all need "read the
-spec with positions, validate, render, write safely", and none of that belongs
-in the CLI. And `up`, `backup`, `renew`, `verify --live` and the supervisor all
-ask "what is in this directory" (its spec, its compose document, its project,
-where the supervisor keeps state): `StackDir` answers once, the same way for all.
+Why its own module, in the vocabulary: `up`, `backup`, `renew`, `verify --live`, `images` and the
+supervisor all ask "what is in this directory" (its spec, its compose document, its project, where
+the supervisor keeps state): `StackDir` answers once, the same way for all. The spec is read with
+positions (errors name the file and line) and bounded against hostile input. Writing the directory
+from its spec (`init`, `generate`) is `stackgen.generate.workflow`.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import re
-import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,6 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
 from stackgen.errors import StackgenError, format_spec_error
-from stackgen.generate import files
 from stackgen.spec import Stack
 
 SPEC_NAME = "stack.yaml"
@@ -106,16 +102,6 @@ class StackDir:
         if not name:
             raise StackgenError(f"{self.compose_path}: no top-level `name:`; give the compose project with --project")
         return str(name)
-
-
-@dataclass
-class GenerateResult:
-    """What `generate` did: the plan it carried out, backups it made, warnings to show."""
-
-    plan: files.Plan
-    backups: list[Path] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    secrets_created: list[Path] = field(default_factory=list)
 
 
 def load_stack(directory: Path) -> Stack:
@@ -231,105 +217,3 @@ def dump_stack(stack: Stack) -> bytes:
     buffer.write(SPEC_HEADER)
     yaml.dump(stack.model_dump(mode="json", exclude_none=True), buffer)
     return buffer.getvalue().encode()
-
-
-def referenced_files(stack: Stack) -> dict[str, str]:
-    """Files the spec points at that must exist before rendering, by field."""
-    found = {}
-    for name in ("ca_bundle", "dns_credentials_file", "cert_file", "key_file"):
-        value = getattr(stack.tls, name)
-        if value:
-            found[f"tls.{name}"] = value
-    return found
-
-
-def check_references(stack: Stack, directory: Path) -> None:
-    for field_name, value in referenced_files(stack).items():
-        path = Path(value) if value.startswith("/") else directory / value
-        if not path.is_file():
-            raise StackgenError(f"{directory / SPEC_NAME}: {field_name}: file not found: {path}")
-
-
-def generate(directory: Path, force: bool = False, stack: Stack | None = None) -> GenerateResult:
-    """Render every file from `stack.yaml` and write what changed. Hand edits stop it (or are backed up with force)."""
-    from stackgen.generate.render import CERTBOT_UID, NODE_RED_UID, render
-
-    stack = stack or load_stack(directory)
-    check_references(stack, directory)
-    rendered = render(stack)
-    plan = files.plan(directory, rendered)
-    if plan.conflicts and not force:
-        raise files.HandEditError(plan)
-    result = GenerateResult(plan)
-    secret_path = _in(directory, stack.node_red.credential_secret_file)
-    try:
-        created, warning = files.ensure_secret(secret_path, lambda: secrets.token_hex(32).encode() + b"\n", NODE_RED_UID)
-    except OSError as exc:
-        raise StackgenError(f"{secret_path}: node_red.credential_secret_file: cannot write the secret ({exc.strerror})") from None
-    if created:
-        result.secrets_created.append(secret_path)
-    if warning:
-        result.warnings.append(warning)
-    if stack.tls.mode == "certbot-dns01" and stack.tls.dns_credentials_file:
-        # certbot runs as uid 0 without capabilities (no CAP_DAC_OVERRIDE): like any other user, it
-        # reads a 0600 file only if it owns it. Compose cannot set a file secret's owner.
-        dns_path = _in(directory, stack.tls.dns_credentials_file)
-        try:
-            _, warning = files.ensure_secret(dns_path, _must_exist, CERTBOT_UID)
-        except OSError as exc:
-            raise StackgenError(f"{dns_path}: tls.dns_credentials_file: cannot secure the DNS credentials ({exc.strerror})") from None
-        if warning:
-            result.warnings.append(warning)
-    result.backups = files.apply(plan, rendered, force=force)
-    return result
-
-
-def _must_exist() -> bytes:
-    raise FileNotFoundError("checked by check_references")  # pragma: no cover - check_references ran first
-
-
-def _in(directory: Path, value: str) -> Path:
-    return Path(value) if value.startswith("/") else directory / value
-
-
-def ensure_writable_dir(directory: Path) -> None:
-    """Fail before writing anything when DIR (or the parent that would hold it) is not writable."""
-    probe = directory
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise StackgenError(f"{probe}: not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise StackgenError(f"{probe}: not writable")
-
-
-def init(directory: Path, stack: Stack) -> GenerateResult:
-    """Write `stack.yaml` into a new stack directory, then render. All or nothing."""
-    if (directory / SPEC_NAME).exists():
-        raise StackgenError(f"{directory / SPEC_NAME}: already exists; edit it and run `stackgen generate {directory}`")
-    from stackgen.generate.render import render
-
-    ensure_writable_dir(directory)
-    check_references(stack, directory)
-    render(stack)  # a template error must surface before anything is written
-    created_dir = not directory.exists()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        files.write_atomic(directory / SPEC_NAME, dump_stack(stack), 0o600)
-        return generate(directory, stack=stack)
-    except OSError as exc:
-        _undo_init(directory, created_dir)
-        raise StackgenError(f"{exc.filename or directory}: cannot write ({exc.strerror})") from None
-    except BaseException:
-        _undo_init(directory, created_dir)
-        raise
-
-
-def _undo_init(directory: Path, created_dir: bool) -> None:
-    """Remove what a failed init wrote: a stack directory is complete or absent."""
-    import shutil
-
-    if created_dir:
-        shutil.rmtree(directory, ignore_errors=True)
-    else:
-        (directory / SPEC_NAME).unlink(missing_ok=True)

@@ -126,8 +126,7 @@ def init(
     """Create a new stack: write stack.yaml, then render every file from it."""
     from pydantic import ValidationError
 
-    from stackgen import stackdir
-    from stackgen.generate import passwords
+    from stackgen.generate import passwords, workflow
     from stackgen.spec import Stack
 
     def ask(flag: str, text: str, value, default=None, choices: tuple[str, ...] | None = None):
@@ -187,7 +186,7 @@ def init(
         except ValidationError as exc:
             first = problems(exc)[0]
             raise fail(f"{_flag_for(first.loc)}: {first.message}") from None
-        result = stackdir.init(directory, stack)
+        result = workflow.init(directory, stack)
     except StackgenError as exc:
         raise fail(str(exc)) from None
     out.print(f"[green]created[/] {directory}/stack.yaml")
@@ -230,11 +229,10 @@ def generate(
     force: Annotated[bool, typer.Option(help="Overwrite files edited by hand (each is kept as a .bak backup).")] = False,
 ) -> None:
     """Re-render every file from stack.yaml; never silently overwrites a hand edit."""
-    from stackgen import stackdir
-    from stackgen.generate import files
+    from stackgen.generate import files, workflow
 
     try:
-        result = stackdir.generate(directory, force=force)
+        result = workflow.generate(directory, force=force)
     except files.HandEditError as exc:
         for item in exc.plan.conflicts:
             err.print(item.diff(), markup=False, highlight=False)

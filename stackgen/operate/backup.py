@@ -380,6 +380,7 @@ def restore(engine, archive_path: Path, directory: Path, *, force: bool = False)
     """Verify, then restore stack.yaml, the secrets and the volumes of a backup into DIR."""
     from stackgen import stackdir
     from stackgen.generate import files as files_mod
+    from stackgen.generate import workflow
 
     manifest = verify_archive(archive_path)
     project = manifest["project"]
@@ -457,7 +458,7 @@ def restore(engine, archive_path: Path, directory: Path, *, force: bool = False)
                 writer.close()
                 spool.close()
     try:
-        result = stackdir.generate(directory)
+        result = workflow.generate(directory)
         warnings += result.warnings
     except StackgenError as exc:
         warnings.append(f"restored, but `stackgen generate {directory}` failed: {exc}")

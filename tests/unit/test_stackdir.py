@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stackgen.errors import StackgenError
-from stackgen.stackdir import STATE_DIR, StackDir, dump_stack, generate
+from stackgen.generate.workflow import generate
+from stackgen.stackdir import STATE_DIR, StackDir, dump_stack
 from tests.golden import golden_stack
 
 

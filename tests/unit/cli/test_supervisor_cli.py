@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stackgen import stackdir
 from stackgen.cli.app import app
+from stackgen.generate import workflow
 from stackgen.supervise.config import Settings
 from stackgen.supervise.state import StateStore
 from stackgen.supervise.systemd import unit_text
@@ -28,7 +28,7 @@ def no_engine(monkeypatch, tmp_path):
 @pytest.fixture
 def stack_dir(tmp_path) -> Path:
     directory = tmp_path / "stack"
-    stackdir.init(directory, golden_stack("caddy", "certbot-http01"))
+    workflow.init(directory, golden_stack("caddy", "certbot-http01"))
     return directory
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stackgen import stackdir
-from stackgen.generate import files
 from stackgen.errors import StackgenError
+from stackgen.generate import files, workflow
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH
 
@@ -24,7 +23,7 @@ def make_stack(**extra) -> Stack:
 @pytest.fixture
 def stack_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "stack"
-    stackdir.init(directory, make_stack())
+    workflow.init(directory, make_stack())
     return directory
 
 
@@ -47,21 +46,21 @@ def test_init_writes_spec_secret_and_every_file_with_modes(stack_dir: Path):
 
 def test_generate_again_changes_nothing(stack_dir: Path):
     before = {p: p.read_bytes() for p in stack_dir.rglob("*") if p.is_file()}
-    result = stackdir.generate(stack_dir)
+    result = workflow.generate(stack_dir)
     assert {f.action for f in result.plan.files} == {files.Action.UNCHANGED}
     assert {p: p.read_bytes() for p in stack_dir.rglob("*") if p.is_file()} == before
 
 
 def test_secret_is_kept_across_generates(stack_dir: Path):
     secret = (stack_dir / "secrets" / "node_red_credential_secret").read_bytes()
-    stackdir.generate(stack_dir)
+    workflow.generate(stack_dir)
     assert (stack_dir / "secrets" / "node_red_credential_secret").read_bytes() == secret
 
 
 def test_spec_change_updates_untouched_files(stack_dir: Path):
     spec = stack_dir / "stack.yaml"
     spec.write_text(spec.read_text().replace("edge: caddy", "edge: nginx"))
-    result = stackdir.generate(stack_dir)
+    result = workflow.generate(stack_dir)
     assert (stack_dir / "edge" / "nginx.conf").exists()
     assert not (stack_dir / "edge" / "Caddyfile").exists(), "stackgen's own untouched output is removed when no longer rendered"
     assert files.Action.REMOVE in {f.action for f in result.plan.files}
@@ -74,7 +73,7 @@ def test_hand_edit_stops_generate_and_names_the_file(stack_dir: Path):
     spec.write_text(spec.read_text().replace("timezone: Etc/UTC", "timezone: Europe/Berlin"))
     compose_before = (stack_dir / "compose.yaml").read_bytes()
     with pytest.raises(files.HandEditError) as caught:
-        stackdir.generate(stack_dir)
+        workflow.generate(stack_dir)
     assert "edge/Caddyfile" in str(caught.value)
     assert "+# my tweak" not in caught.value.plan.conflicts[0].diff()
     assert "-# my tweak" in caught.value.plan.conflicts[0].diff()
@@ -86,12 +85,12 @@ def test_force_keeps_a_backup_of_the_edit(stack_dir: Path):
     caddyfile = stack_dir / "edge" / "Caddyfile"
     edited = caddyfile.read_text() + "\n# my tweak\n"
     caddyfile.write_text(edited)
-    result = stackdir.generate(stack_dir, force=True)
+    result = workflow.generate(stack_dir, force=True)
     assert result.backups == [stack_dir / "edge" / "Caddyfile.bak"]
     assert (stack_dir / "edge" / "Caddyfile.bak").read_text() == edited
     assert "# my tweak" not in caddyfile.read_text()
     caddyfile.write_text(edited + "# again\n")
-    stackdir.generate(stack_dir, force=True)
+    workflow.generate(stack_dir, force=True)
     assert (stack_dir / "edge" / "Caddyfile.bak.1").read_text() == edited + "# again\n", "a backup never overwrites a backup"
 
 
@@ -100,7 +99,7 @@ def test_edited_file_no_longer_rendered_is_kept(stack_dir: Path):
     caddyfile.write_text("# mine now\n")
     spec = stack_dir / "stack.yaml"
     spec.write_text(spec.read_text().replace("edge: caddy", "edge: nginx"))
-    result = stackdir.generate(stack_dir)
+    result = workflow.generate(stack_dir)
     assert caddyfile.read_text() == "# mine now\n"
     assert [f.path for f in result.plan.of(files.Action.ORPHAN)] == ["edge/Caddyfile"]
 
@@ -120,7 +119,7 @@ def test_write_failure_leaves_old_files(stack_dir: Path, monkeypatch):
 
     monkeypatch.setattr(files, "stage", flaky)
     with pytest.raises(StackgenError, match="nothing was changed"):
-        stackdir.generate(stack_dir)
+        workflow.generate(stack_dir)
     after = {p: p.read_bytes() for p in stack_dir.rglob("*") if p.is_file()}
     assert after == before
     assert not list(stack_dir.rglob("*.tmp"))
@@ -129,19 +128,19 @@ def test_write_failure_leaves_old_files(stack_dir: Path, monkeypatch):
 def test_missing_referenced_file_is_an_error_naming_the_field(tmp_path: Path):
     stack = make_stack(tls={"mode": "files", "cert_file": "tls/cert.pem", "key_file": "tls/key.pem"})
     with pytest.raises(StackgenError, match="tls.cert_file: file not found"):
-        stackdir.init(tmp_path / "s", stack)
+        workflow.init(tmp_path / "s", stack)
     assert not (tmp_path / "s").exists()
 
 
 def test_init_refuses_an_existing_stack(stack_dir: Path):
     with pytest.raises(StackgenError, match="already exists"):
-        stackdir.init(stack_dir, make_stack())
+        workflow.init(stack_dir, make_stack())
 
 
 def test_corrupt_lock_is_reported(stack_dir: Path):
     (stack_dir / files.LOCK_NAME).write_text("{not json")
     with pytest.raises(StackgenError, match=r"\.stackgen\.lock: not a stackgen lock file"):
-        stackdir.generate(stack_dir)
+        workflow.generate(stack_dir)
 
 
 def test_atomic_write_replaces_in_one_step(tmp_path: Path):

@@ -99,7 +99,7 @@ def test_files_mode_with_cert_and_key_in_different_directories():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root (CI runs as root)")
 def test_generate_hands_dns_credentials_to_certbots_uid(tmp_path):
-    from stackgen import stackdir
+    from stackgen.generate import workflow
     from stackgen.generate.render import CERTBOT_UID
 
     credentials = tmp_path / "secrets" / "cloudflare.ini"
@@ -108,6 +108,6 @@ def test_generate_hands_dns_credentials_to_certbots_uid(tmp_path):
     os.chown(credentials, 1000, 1000)
     credentials.chmod(0o644)
     stack = golden_stack("nginx", "certbot-dns01")
-    stackdir.init(tmp_path / "stack", stack.model_copy(update={"tls": stack.tls.model_copy(update={"dns_credentials_file": str(credentials)})}))
+    workflow.init(tmp_path / "stack", stack.model_copy(update={"tls": stack.tls.model_copy(update={"dns_credentials_file": str(credentials)})}))
     info = credentials.stat()
     assert info.st_uid == CERTBOT_UID and stat.S_IMODE(info.st_mode) == 0o600

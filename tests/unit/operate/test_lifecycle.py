@@ -8,17 +8,15 @@ from pathlib import Path
 import pytest
 
 from stackgen import engine as engines
-from stackgen import stackdir
-from stackgen.operate import firewall
-from stackgen.operate import lifecycle
-from stackgen.live import probes
 from stackgen.errors import StackgenError
+from stackgen.generate import workflow
 from stackgen.generate.render import Context
+from stackgen.live import probes
+from stackgen.operate import firewall, lifecycle
 from stackgen.spec import Stack
 from tests.golden import EXAMPLE_HASH
 from tests.support import fakes
 from tests.support.fakes import FakeContainer
-
 
 # The engine of project "p".
 FakeEngine = partial(fakes.FakeEngine, project="p")
@@ -60,7 +58,7 @@ def test_exited_and_unhealthy_are_failures():
 
 def test_up_refuses_files_stack_yaml_no_longer_describes(tmp_path: Path):
     stack = Stack.model_validate({"project": "p", "domains": ["a.example.org"], "email": "a@example.org", "node_red": {"admin_password_hash": EXAMPLE_HASH}})
-    stackdir.init(tmp_path / "s", stack)
+    workflow.init(tmp_path / "s", stack)
     spec = tmp_path / "s" / "stack.yaml"
     spec.write_text(spec.read_text().replace("edge: caddy", "edge: nginx"))
     with pytest.raises(StackgenError, match="not up to date with stack.yaml"):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.images.contracts import load_contract
 from stackgen import stackdir
+from stackgen.generate import workflow
+from stackgen.images.contracts import load_contract
 from stackgen.operate import backup
 from tests.golden import golden_stack
 from tests.support.fakes import FakeContainer, FakeEngine, volume_tar
@@ -24,7 +25,7 @@ def FakeUser(name: str, status: str) -> FakeContainer:
 def stack_dir(tmp_path) -> Path:
     stack = golden_stack("caddy", "certbot-http01")
     directory = tmp_path / "stack"
-    stackdir.init(directory, stack)
+    workflow.init(directory, stack)
     return directory
 
 
@@ -188,7 +189,7 @@ def test_restore_into_a_new_directory(stack_dir, engine, tmp_path):
 def test_restore_refuses_a_different_stack_yaml_without_force(stack_dir, engine, tmp_path):
     archive = backup.create(engine, stack_dir, output_dir=tmp_path).path
     other = tmp_path / "other"
-    stackdir.init(other, golden_stack("nginx", "certbot-http01"))
+    workflow.init(other, golden_stack("nginx", "certbot-http01"))
     before = (other / "stack.yaml").read_bytes()
     with pytest.raises(backup.BackupError, match="differs from the backup"):
         backup.restore(engine, archive, other)

@@ -168,12 +168,12 @@ def test_state_directory_is_private_and_locked(directory):
 
 
 def test_no_busy_loop_while_jobs_are_due_but_cannot_run(tmp_path):
-    from stackgen import stackdir
+    from stackgen.generate import workflow
     from stackgen.supervise.supervisor import IDLE_WAKE
     from tests.golden import golden_stack
 
     directory = tmp_path / "stack"
-    stackdir.init(directory, golden_stack("caddy", "certbot-http01"))
+    workflow.init(directory, golden_stack("caddy", "certbot-http01"))
     supervisor = Supervisor(directory, Settings(), connect=lambda: (_ for _ in ()).throw(ConnectionError("down")))
     supervisor._init_schedule()
     supervisor.store.data["renewal"]["next_at"] = supervisor.clock() - 10
