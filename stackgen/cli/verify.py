@@ -16,11 +16,12 @@ from pathlib import Path
 from stackgen.cli.errors import EXIT_USAGE, report_error, user_errors
 from stackgen.cli.options import Opt, argparse_parser, typer_command
 from stackgen.cli.output import FORMATS, color_for, emit, render, render_each
+from stackgen.findings import SEVERITY_NAMES
 
 __all__ = ["RULES", "VERIFY", "execute_live", "execute_rules", "execute_verify", "fast_path", "main", "register"]
 
 RULE_FORMATS = ("text", "json", "markdown")
-FAIL_ON = ("low", "medium", "high", "critical", "none")
+FAIL_ON = (*SEVERITY_NAMES, "none")  # low, medium, high, critical (stackgen.findings), none
 PROBES = ("all", "cheap", "none")
 
 VERIFY = (
