@@ -124,8 +124,8 @@ def test_stack_yaml_mutants_generate_everything_or_exit_2_naming_the_file(tmp_pa
 
 
 def test_init_with_a_hostile_flag_value_exits_0_or_2_naming_the_flag(tmp_path, monkeypatch, record_property):
-    from stackgen.generate import passwords
     from stackgen.cli.app import FLAG_OF_FIELD
+    from stackgen.generate import passwords
     from tests.unit.generate.test_render_hostile import FRAGMENTS
 
     monkeypatch.setattr(passwords, "hash_password", lambda password: EXAMPLE_HASH)  # bcrypt is not what is tested
