@@ -25,6 +25,7 @@ from stackgen.verify.rules import (
     drift,
     images,
     isolation,
+    keystore,
     live_probes,
     logging_rules,
     mounts,
@@ -51,6 +52,7 @@ MODULES = (
     resources,
     logging_rules,
     topology_rules,
+    keystore,
     drift,
     live_probes,
 )
