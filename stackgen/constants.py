@@ -23,6 +23,7 @@ __all__ = [
     "HELPER_LABEL",
     "RESTORED_FROM_LABEL",
     "BUILD_LABEL",
+    "CERT_DIRS",
     "NODE_RED_PORT",
     "HTTP_INSIDE",
     "HTTPS_INSIDE",
@@ -49,6 +50,9 @@ PROBE_LABEL = "org.stackgen.probe"  # stackgen's short-lived probe containers: n
 HELPER_LABEL = "org.stackgen.helper"  # short-lived helpers (backup, restore)
 RESTORED_FROM_LABEL = "org.stackgen.restored-from"  # on a volume `restore` created: the archive's name
 BUILD_LABEL = "org.stackgen.build"  # on a built Node-RED image: the digest of what went into it
+
+# --- where certificate writers keep their state (certbot, acme.sh, lego): the key store ---
+CERT_DIRS: tuple[str, ...] = ("/etc/letsencrypt", "/etc/acme", "/acme.sh", "/etc/lego", "/.lego")
 
 # --- ports inside the containers (never published as such) ---
 NODE_RED_PORT = 1880  # Node-RED's HTTP port

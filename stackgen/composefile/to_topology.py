@@ -7,6 +7,7 @@ from typing import Any
 
 from stackgen.composefile.schema import _truthy
 from stackgen.composefile.yaml_loader import ComposeError, PMap, pos_of
+from stackgen.roles import assign_topology_roles, infer_role
 from stackgen.topology import (
     Device,
     Healthcheck,
@@ -20,8 +21,6 @@ from stackgen.topology import (
     Tmpfs,
     Topology,
     Volume,
-    assign_topology_roles,
-    infer_role,
     normalise_cap,
 )
 

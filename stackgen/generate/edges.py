@@ -4,7 +4,7 @@ Why one record: the facts about an edge used to be spread over `render` (config 
 healthcheck, stop signal), `renewal` (how to reload it) and `topology` (how to recognise its
 image); adding an edge, or changing one, meant finding them all. Now `render` builds the edge
 service and its files from `EDGES[stack.edge]`, `operate.renewal` reloads with its
-`reload_command`, and a unit test holds verify's image recognition (`topology.infer_role`,
+`reload_command`, and a unit test holds verify's image recognition (`roles.infer_role`,
 which sits below `generate/` and so cannot import this) to each edge's `images`.
 
 What stays in the blueprints: the entrypoint's shell (`edge/entrypoint.sh.j2`: start, reload

@@ -13,6 +13,7 @@ from typing import Any
 
 from stackgen import engine as engines
 from stackgen.constants import NETWORK_LABEL, PROBE_LABEL, PROJECT_LABEL, SERVICE_LABEL
+from stackgen.roles import infer_role
 from stackgen.topology import (
     Device,
     Healthcheck,
@@ -25,7 +26,6 @@ from stackgen.topology import (
     Tmpfs,
     Topology,
     Volume,
-    infer_role,
     normalise_cap,
 )
 

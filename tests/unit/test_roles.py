@@ -15,7 +15,8 @@ import typer
 from typer.testing import CliRunner
 
 from stackgen.cli.verify import main, register
-from stackgen.topology import Evidence, Role, infer_role
+from stackgen.roles import Evidence, infer_role
+from stackgen.topology import Role
 from stackgen.verify.pipeline import verify
 
 

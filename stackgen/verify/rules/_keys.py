@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import posixpath
 
-from stackgen.topology import CERT_DIRS, Mount, Role, Service, Topology
+from stackgen.constants import CERT_DIRS
+from stackgen.topology import Mount, Role, Service, Topology
 from stackgen.verify.rules._hostpaths import norm, under
 
 KEY_TARGETS = CERT_DIRS + (

@@ -7,7 +7,7 @@
    else mounts it; the writer never shares a network with Node-RED (those rules: `keystore`).
 4. No container gets the engine socket (SG002).
 
-Roles come from evidence (`topology.infer_role`, `assign_topology_roles`): `x-stackgen: {role: ...}`,
+Roles come from evidence (`roles.infer_role`, `assign_topology_roles`): `x-stackgen: {role: ...}`,
 the `org.stackgen.role` label, the image, then the build context, command, healthcheck, served or
 routed port 1880, name and mounts, and finally the stack's shape (its only publisher bridging into
 internal networks is its edge). `stackgen verify --explain` says which evidence gave each role.

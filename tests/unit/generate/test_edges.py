@@ -10,7 +10,8 @@ from stackgen.generate import edges
 from stackgen.generate.render import Context, compose_document, render
 from stackgen.operate import renewal
 from stackgen.spec import Edge as SpecEdge
-from stackgen.topology import Role, infer_role
+from stackgen.roles import infer_role
+from stackgen.topology import Role
 from tests.golden import golden_stack
 
 
@@ -59,6 +60,6 @@ def test_one_deploy_hook_for_run_sh_and_renewal():
 
 @pytest.mark.parametrize(("edge", "image"), [(e.name, image) for e in edges.EDGES.values() for image in e.images])
 def test_verify_recognises_each_edges_images(edge, image):
-    """topology.infer_role (vocabulary, below generate/) keeps its own list: held to the records here."""
+    """roles.infer_role (vocabulary, below generate/) keeps its own list: held to the records here."""
     for reference in (image, f"{image}:1", f"docker.io/{image}:1" if "/" in image else f"docker.io/library/{image}:1"):
         assert infer_role(reference, {})[0] is Role.EDGE, reference

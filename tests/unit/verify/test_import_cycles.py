@@ -20,7 +20,8 @@ import stackgen
 
 PACKAGE = Path(stackgen.__file__).parent
 LEAVES = ("stackgen.findings", "stackgen.verify.rules.base", "stackgen.constants")
-GUARDED = ("stackgen.findings", "stackgen.verify.rules", "stackgen.verify.report", "stackgen.constants", "stackgen.topology")
+GUARDED = ("stackgen.findings", "stackgen.verify.rules", "stackgen.verify.report", "stackgen.constants", "stackgen.topology",
+           "stackgen.roles")
 
 
 def all_modules() -> list[str]:
