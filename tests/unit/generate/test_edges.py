@@ -9,8 +9,8 @@ import pytest
 from stackgen.generate import edges
 from stackgen.generate.render import Context, compose_document, render
 from stackgen.operate import renewal
-from stackgen.spec import Edge as SpecEdge
 from stackgen.roles import infer_role
+from stackgen.spec import Edge as SpecEdge
 from stackgen.topology import Role
 from tests.golden import golden_stack
 
