@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stackgen.generate import files
 from stackgen.constants import BUILD_LABEL, NODE_RED_UID, PLATFORMS
 from stackgen.errors import StackgenError
+from stackgen.generate import files
 from stackgen.generate.render import node_red_tag, templates
 from stackgen.images.registry import (
     DOCKER_LIST,
