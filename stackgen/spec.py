@@ -16,7 +16,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stackgen.constants import EDGES, PLATFORMS, TLS_MODES
-from stackgen.images.contracts import load_contract
+from stackgen.upstream.contracts import load_contract
 
 SPEC_VERSION = 1
 
@@ -25,7 +25,7 @@ Edge = Literal[EDGES]  # type: ignore[valid-type]  # caddy, nginx, traefik
 TlsMode = Literal[TLS_MODES]  # type: ignore[valid-type]  # certbot-http01, certbot-dns01, edge-acme, internal, files
 Platform = Literal[PLATFORMS]  # type: ignore[valid-type]  # linux/amd64, linux/arm64, linux/arm/v7
 # Only providers with an official certbot plugin image (certbot/dns-<name>): the list is the
-# upstream contract's (stackgen/images/contracts/certbot-dns.yaml), so the two cannot drift apart.
+# upstream contract's (stackgen/upstream/contracts/certbot-dns.yaml), so the two cannot drift apart.
 DnsProvider = Literal[tuple(p.provider for p in load_contract("certbot-dns").plugins)]  # type: ignore[valid-type]
 
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -96,7 +96,8 @@ class Tls(StrictModel):
     staging: bool = Field(False, description="Use Let's Encrypt's staging directory (untrusted certificates, generous rate limits).")
     ca_bundle: str | None = Field(
         None,
-        description="PEM file (relative to the stack directory) of CA certificates trusted for the ACME directory's TLS: a private CA such as step-ca or pebble.",
+        description="PEM file (relative to the stack directory) of CA certificates trusted for the ACME directory's TLS: "
+        "a private CA such as step-ca or pebble.",
     )
     dns_provider: DnsProvider | None = Field(None, description="certbot DNS plugin for certbot-dns01 (those with an official certbot/dns-* image).")
     dns_credentials_file: str | None = Field(
@@ -252,13 +253,24 @@ class NodeRed(StrictModel):
     admin_password_hash: str = Field(..., description="bcrypt hash of the admin password. `stackgen init` makes it; the password is never stored.")
     credential_secret_file: str = Field(
         "secrets/node_red_credential_secret",
-        description="File holding Node-RED's credentialSecret (encrypts flow credentials). Created with mode 0600 when missing; reaches the container as a compose secret.",
+        description="File holding Node-RED's credentialSecret (encrypts flow credentials). Created with mode 0600 when missing; "
+        "reaches the container as a compose secret.",
     )
     http_node_auth: BasicAuth | None = Field(None, description="Basic auth in front of HTTP-in nodes and the dashboard (httpNodeAuth).")
     editor: Editor = Field(default_factory=Editor, description="The flow editor.")
-    extra_nodes: list[str] = Field(default_factory=list, description="Extra npm node packages, baked into a custom image by `stackgen build` (a read-only Node-RED cannot install at run time).")
-    base_image: str | None = Field(None, description="Image `stackgen build` starts FROM (default: the official Node-RED image for the platform). The built image is written to images.node_red.")
-    egress: bool = Field(False, description="Let Node-RED open connections to the outside (an egress-only network nobody else joins). Default: no route out at all.")
+    extra_nodes: list[str] = Field(
+        default_factory=list,
+        description="Extra npm node packages, baked into a custom image by `stackgen build` (a read-only Node-RED cannot install at run time).",
+    )
+    base_image: str | None = Field(
+        None,
+        description="Image `stackgen build` starts FROM (default: the official Node-RED image for the platform). "
+        "The built image is written to images.node_red.",
+    )
+    egress: bool = Field(
+        False,
+        description="Let Node-RED open connections to the outside (an egress-only network nobody else joins). Default: no route out at all.",
+    )
     memory_limit: str | None = Field(None, description="Memory limit such as 512m. Default depends on platform.")
     pids_limit: int = Field(256, ge=32, le=32768, description="Maximum processes/threads.")
 
@@ -390,7 +402,8 @@ class Stack(StrictModel):
     def _combinations(self) -> Self:
         wildcard = [d for d in self.domains if d.startswith("*.")]
         if wildcard and self.tls.mode not in ("certbot-dns01", "files"):
-            raise FieldError(("domains", self.domains.index(wildcard[0])), f"wildcard domain {wildcard[0]} needs tls.mode certbot-dns01 (HTTP-01 cannot prove a wildcard)")
+            where = ("domains", self.domains.index(wildcard[0]))
+            raise FieldError(where, f"wildcard domain {wildcard[0]} needs tls.mode certbot-dns01 (HTTP-01 cannot prove a wildcard)")
         if self.node_red.version and not self.images.node_red:
             major = int(self.node_red.version.split(".", 1)[0])
             contract = load_contract("node-red")

@@ -121,9 +121,9 @@ def page_requests(netlog: dict) -> list[str]:
     found = []
     for event in netlog.get("events", []):
         params = event.get("params") or {}
-        if names.get(event.get("type")) == "URL_REQUEST_START_JOB" and "url" in params:
-            if params.get("initiator") != "not an origin":
-                found.append(params["url"])
+        started = names.get(event.get("type")) == "URL_REQUEST_START_JOB" and "url" in params
+        if started and params.get("initiator") != "not an origin":
+            found.append(params["url"])
     return found
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from stackgen.constants import CERTS_GID, HTTP_INSIDE, HTTPS_INSIDE, NODE_RED_PORT
 from stackgen.generate.edges import DEPLOY_HOOK_WORDS, Edge, edge
-from stackgen.images.contracts import DnsPlugin, load_contract
 from stackgen.spec import Stack
+from stackgen.upstream.contracts import DnsPlugin, load_contract
 
 # Fixed identities. The edge reads the key through the supplementary group CERTS_GID.
 EDGE_UID = 101
@@ -32,7 +32,7 @@ EDGE_STOP_GRACE_SECONDS = 15
 
 
 # Default image versions are not here: they live in the upstream image contracts
-# (stackgen/images/contracts/*.yaml), per platform, next to the facts our stacks rely on.
+# (stackgen/upstream/contracts/*.yaml), per platform, next to the facts our stacks rely on.
 TLS_FILES_DIR = "/etc/stackgen/tls"
 
 

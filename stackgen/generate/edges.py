@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from stackgen.constants import HTTP_INSIDE
 
 if TYPE_CHECKING:
-    from stackgen.images.contracts import Contract
+    from stackgen.upstream.contracts import Contract
 
 # Inside the edge container: where its rendered files are mounted, and where the entrypoint keeps the
 # active config (a copy it reloads from, so a half-written new file is never what runs).
@@ -53,7 +53,7 @@ class Edge:
     """The facts about one edge program."""
 
     name: str  # the spec's `edge:` value
-    contract: str  # stackgen/images/contracts/<contract>.yaml: default image, stop signal, file capabilities
+    contract: str  # stackgen/upstream/contracts/<contract>.yaml: default image, stop signal, file capabilities
     images: tuple[str, ...]  # image repositories that are this program (verify recognises the edge by them)
     configs: tuple[ConfigFile, ...]  # rendered in this order, mounted after entrypoint.sh
     full_config: str  # the config with TLS (the entrypoint activates it once a certificate is there)
@@ -81,7 +81,7 @@ class Edge:
         return env
 
     def image_contract(self) -> Contract:
-        from stackgen.images.contracts import load_contract
+        from stackgen.upstream.contracts import load_contract
 
         return load_contract(self.contract)
 

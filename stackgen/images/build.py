@@ -455,7 +455,10 @@ def build(
     if registry:
         registry = check_registry_host(registry)
     if len(targets) > 1 and not registry:
-        raise StackgenError(f"--registry: building for {len(targets)} platforms needs a registry (a manifest list lives in one), e.g. --registry 127.0.0.1:5000")
+        raise StackgenError(
+            f"--registry: building for {len(targets)} platforms needs a registry (a manifest list lives in one), "
+            "e.g. --registry 127.0.0.1:5000"
+        )
     base_ref = base_image(stack, base)
     try:
         ImageRef.parse(base_ref)
@@ -518,7 +521,8 @@ def _build_per_platform(builder: Builder, prepared: Prepared, targets: Sequence[
             push_log = Progress()
             report(Event(name, "push", f"pushing {local}"))
             if runner([builder.cli, "push", local], env, lambda line, p=push_log, n=name: (p.feed(line), report(Event(n, "log", line)))) != 0:
-                raise BuildError(f"{name}: push of {local} failed: {push_log.tail[-1] if push_log.tail else 'no output'}", name, "push", "\n".join(push_log.tail))
+                last = push_log.tail[-1] if push_log.tail else "no output"
+                raise BuildError(f"{name}: push of {local} failed: {last}", name, "push", "\n".join(push_log.tail))
         builds.append(item)
     if not registry:
         return BuildResult(reference, builder, builds)

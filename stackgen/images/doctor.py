@@ -139,8 +139,8 @@ def emulation_findings(targets: list[Platform], root: Path = BINFMT, native: Pla
 
 def builder_finding() -> Finding:
     """Which multi-platform build path `stackgen build` will take."""
-    from stackgen.images.build import detect_builder
     from stackgen.errors import StackgenError
+    from stackgen.images.build import detect_builder
 
     try:
         builder = detect_builder()

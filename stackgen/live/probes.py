@@ -119,7 +119,10 @@ def http_request(address: str, port: int, host: str, path: str = "/", *, timeout
         connection.close()
 
 
-def websocket_upgrade(address: str, port: int, server_name: str, path: str, *, cafile: str | None = None, timeout: float = 5.0, allowed_networks: Iterable[str] = ()) -> int:
+def websocket_upgrade(
+    address: str, port: int, server_name: str, path: str, *,
+    cafile: str | None = None, timeout: float = 5.0, allowed_networks: Iterable[str] = (),
+) -> int:
     """Status of a websocket handshake through TLS (101 = upgraded)."""
     check_target(address, allowed_networks)
     raw = socket.create_connection((address, port), timeout)

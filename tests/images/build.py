@@ -7,7 +7,7 @@ Our users run the official upstream images; the tests cannot pull them, so each 
 *twin*: the same upstream program at the version our stacks pin, laid out as the upstream image
 is (user, paths, entrypoint, cmd, env, workdir, volumes, stop signal, ports, healthcheck, the
 main binary's file capabilities, and /bin/sh = BusyBox ash as on Alpine). The facts come from
-``stackgen/images/contracts/<name>.yaml``; ``tests/integration/test_twins.py`` holds every twin to them.
+``stackgen/upstream/contracts/<name>.yaml``; ``tests/integration/test_twins.py`` holds every twin to them.
 What a twin cannot reproduce is written down in its Dockerfile and in README.md.
 
 Images (all tagged ``stackgen-local/<name>:latest`` and ``pinned(name)``):
@@ -78,7 +78,7 @@ DOWNLOADS = CACHE_DIR / "downloads"
 
 BASE = "base"
 BASE_IMAGE = f"{REGISTRY}/{BASE}:latest"
-# The twins of upstream images (their contracts: stackgen/images/contracts/<name>.yaml).
+# The twins of upstream images (their contracts: stackgen/upstream/contracts/<name>.yaml).
 TWINS = ("node-red", "caddy", "nginx", "certbot")
 # The service images (all built FROM the base).
 IMAGES: dict[str, str] = {name: f"{REGISTRY}/{name}:latest" for name in (*TWINS, "pebble")}

@@ -31,12 +31,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stackgen.images.contracts import load_contract
-from stackgen.images import doctor
-from stackgen.generate import files
 from stackgen.cli.app import app
+from stackgen.generate import files
+from stackgen.images import doctor
 from stackgen.images.registry import DOCKER_LIST, DOCKER_MANIFEST, Entry, ImageRef, Platform, Registry, manifest_list
 from stackgen.stackdir import SPEC_NAME, dump_stack, load_stack
+from stackgen.upstream.contracts import load_contract
 from tests.integration.conftest import _unavailable
 
 pytestmark = pytest.mark.engine

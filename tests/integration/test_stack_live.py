@@ -122,7 +122,7 @@ def test_key_volume_read_only_in_edge_absent_in_node_red(stack: LiveStack):
 def test_node_red_deploys_flows_and_keeps_telemetry_off(stack: LiveStack):
     """The pinned Node-RED (5.x) behind our settings.js: a deployed HTTP-in flow answers through the edge,
     and an admin cannot switch telemetry on (settings.js makes `telemetryEnabled` read-only)."""
-    from stackgen.images.contracts import load_contract
+    from stackgen.upstream.contracts import load_contract
 
     token = stack.token()
     auth = {"Authorization": f"Bearer {token}"}
@@ -132,7 +132,8 @@ def test_node_red_deploys_flows_and_keeps_telemetry_off(stack: LiveStack):
     flows = [
         {"id": "sg-tab", "type": "tab", "label": "endpoint"},
         {"id": "sg-in", "type": "http in", "z": "sg-tab", "url": "/hello", "method": "get", "wires": [["sg-fn"]]},
-        {"id": "sg-fn", "type": "change", "z": "sg-tab", "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "hello from flows", "tot": "str"}], "wires": [["sg-out"]]},
+        {"id": "sg-fn", "type": "change", "z": "sg-tab", "wires": [["sg-out"]],
+         "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": "hello from flows", "tot": "str"}]},
         {"id": "sg-out", "type": "http response", "z": "sg-tab", "wires": []},
     ]
     deploy = stack.https("/flows", method="POST", body=json.dumps(flows).encode(),
@@ -161,8 +162,8 @@ def test_a_generate_change_reaches_the_running_stack(stack: LiveStack):
     and certbot gets a certificate for the new list."""
     from ruamel.yaml import YAML
 
-    from tests.integration.harness import runner
     from stackgen.cli.app import app
+    from tests.integration.harness import runner
 
     before = {name: stack.container(name).id for name in ("node-red", "edge", "certbot")}
     extra = f"more-{stack.edge}.stackgen.test"

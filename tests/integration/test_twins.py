@@ -1,6 +1,6 @@
 """Each local test image is a *twin* of the upstream image our stacks name: the same program at the
 version the contract pins, laid out as upstream lays it out. The facts come from the upstream
-contracts (stackgen/images/contracts/<name>.yaml); this module holds every twin to them, so that a stack
+contracts (stackgen/upstream/contracts/<name>.yaml); this module holds every twin to them, so that a stack
 that works against a twin works against the real image (and a renderer bug that would break on the
 real image breaks here too).
 
@@ -20,7 +20,7 @@ import uuid
 import docker
 import pytest
 
-from stackgen.images.contracts import load_contract
+from stackgen.upstream.contracts import load_contract
 from tests.images import build
 
 pytestmark = pytest.mark.engine

@@ -15,9 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stackgen import engine as engines
-from stackgen.operate import firewall
-from stackgen.operate import lifecycle
 from stackgen.cli.app import app
+from stackgen.operate import firewall, lifecycle
 from tests.images.build import pinned
 from tests.integration.harness import LiveStack, start_stack, stop_stack
 
@@ -129,7 +128,8 @@ def test_text_report_shows_the_matrix(caddy: LiveStack):
 
 
 def test_break_node_red_publishes_1880(caddy: LiveStack):
-    with HandEdit(caddy, "compose.yaml", "    networks:\n      - internal\n", "    ports:\n      - 127.0.0.1::1880\n    networks:\n      - internal\n", "node-red"):
+    published = "    ports:\n      - 127.0.0.1::1880\n    networks:\n      - internal\n"
+    with HandEdit(caddy, "compose.yaml", "    networks:\n      - internal\n", published, "node-red"):
         code, report = verify_live(caddy)
     assert code == 1
     assert ("SG102", "node-red") in active(report)
@@ -233,7 +233,10 @@ def test_break_host_listener_reachable_through_the_gateway(caddy: LiveStack):
     threading.Thread(target=lambda: [c.close() for c, _ in iter(listener.accept, None)], daemon=True).start()
     firewall.remove(rule)
     try:
-        code, opened = caddy.exec("node-red", ["node", "-e", f"require('net').connect({port},'{gateway}').on('connect',()=>{{console.log('OPEN');process.exit(0)}}).on('error',()=>{{console.log('CLOSED');process.exit(1)}})"])
+        script = (f"require('net').connect({port},'{gateway}')"
+                  ".on('connect',()=>{console.log('OPEN');process.exit(0)})"
+                  ".on('error',()=>{console.log('CLOSED');process.exit(1)})")
+        code, opened = caddy.exec("node-red", ["node", "-e", script])
         assert opened.strip() == "OPEN", "without the rule Node-RED reaches the host's listener"
         code, report = verify_live(caddy)
     finally:

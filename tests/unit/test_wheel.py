@@ -20,7 +20,7 @@ def test_wheel_ships_blueprints_and_runs_init(tmp_path: Path):
     wheel = next((tmp_path / "dist").glob("stackgen-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("stackgen/generate/blueprints/caddy/Caddyfile.j2", "stackgen/generate/blueprints/nginx/nginx.conf.j2",
-                     "stackgen/generate/blueprints/traefik/dynamic.yml.j2", "stackgen/images/contracts/node-red.yaml"):
+                     "stackgen/generate/blueprints/traefik/dynamic.yml.j2", "stackgen/upstream/contracts/node-red.yaml"):
         assert expected in names, expected
     assert not any("sarif-schema" in n for n in names), "the SARIF schema is test data, not part of the product"
     assert not any(n.startswith("tests/") for n in names)

@@ -168,7 +168,7 @@ FILE_CAPS = Rule(
 def _file_caps(svc: Service, topo: Topology) -> Iterator[tuple[str, Source | None]]:
     if not svc.image or svc.build or "ALL" not in svc.cap_drop:
         return
-    from stackgen.images.filecaps import image_file_capabilities  # not contracts: no pydantic in verify
+    from stackgen.upstream.filecaps import image_file_capabilities  # not contracts: no pydantic in verify
 
     needed = image_file_capabilities(svc.image_name)
     missing = sorted(needed - set(svc.cap_add))

@@ -64,8 +64,8 @@ def test_verifying_known_images_imports_no_pydantic(tmp_path: Path) -> None:
 
 
 def test_the_light_reading_of_file_capabilities_agrees_with_the_validated_contracts() -> None:
-    from stackgen.images.contracts import all_contracts
-    from stackgen.images.filecaps import image_file_capabilities
+    from stackgen.upstream.contracts import all_contracts
+    from stackgen.upstream.filecaps import image_file_capabilities
 
     first: dict[str, frozenset[str]] = {}
     for contract in all_contracts().values():

@@ -47,7 +47,7 @@ def test_node_red_heap_follows_the_memory_limit():
 
 def test_arm_v7_example_images():
     """The images rendered for arm/v7 (each must publish arm/v7, or arm/v6 which runs there: `stackgen images check`)."""
-    from stackgen.images.contracts import load_contract, runs_on
+    from stackgen.upstream.contracts import load_contract, runs_on
 
     services = compose("pi-armv7")["services"]
     node_red = load_contract("node-red")

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from stackgen.images import build
-from stackgen.images.contracts import load_contract
-from stackgen.generate.render import node_red_tag
 from stackgen.errors import StackgenError
+from stackgen.generate.render import node_red_tag
+from stackgen.images import build
 from stackgen.images.registry import DOCKER_LIST, DOCKER_MANIFEST, Platform, Registry, Response, parse_index
 from stackgen.spec import Stack
 from stackgen.stackdir import dump_stack, load_stack
+from stackgen.upstream.contracts import load_contract
 from tests.support.fakes import FakeRegistry, linux
 
 HASH = "$2b$10$8Rl3dm2WS59eF2aCdMwpQeBH22YmBKPmoeO.UTSxEMBtlgrKOYLfS"

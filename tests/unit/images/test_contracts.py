@@ -1,4 +1,4 @@
-"""Rendered stacks held to the upstream image contracts (stackgen/images/contracts/*.yaml), without an engine.
+"""Rendered stacks held to the upstream image contracts (stackgen/upstream/contracts/*.yaml), without an engine.
 
 Each check here is a way a stack that passes every twin-based test could still fail on a user's
 machine with the official image: a command the image lacks, a file capability the kernel refuses
@@ -13,10 +13,10 @@ import typing
 
 import pytest
 
-from stackgen.operate import renewal
-from stackgen.images.contracts import CONTRACT_NAMES, Contract, ContractError, all_contracts, load_contract, runs_on
 from stackgen.generate.render import Context, compose_document, default_images, render
+from stackgen.operate import renewal
 from stackgen.spec import DnsProvider, Platform, Stack
+from stackgen.upstream.contracts import CONTRACT_NAMES, Contract, ContractError, all_contracts, load_contract, runs_on
 from tests.golden import EXAMPLE_HASH, combos, golden_stack
 from tests.support.shell_commands import command_words, external_commands, healthcheck_commands
 

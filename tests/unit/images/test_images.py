@@ -38,8 +38,8 @@ from stackgen.images.registry import (
     sha256_digest,
     stack_images,
 )
-from stackgen.images.contracts import load_contract
 from stackgen.spec import Stack
+from stackgen.upstream.contracts import load_contract
 from tests.support.fakes import FakeEngine, FakeRegistry, linux
 
 DATA = Path(__file__).parent.parent / "data" / "manifests"

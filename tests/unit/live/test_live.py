@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from stackgen.cli.output import render_matrix
 from stackgen.live import checks as live
-from stackgen.live import isolation
-from stackgen.live import observe
-from stackgen.verify.rules import ALL_RULES, run_rules
+from stackgen.live import isolation, observe
 from stackgen.topology import Mount, Network, Port, Role, Service, Topology
+from stackgen.verify.rules import ALL_RULES, run_rules
 from tests.support.fakes import FakeContainer
 
 

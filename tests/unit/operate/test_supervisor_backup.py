@@ -10,8 +10,8 @@ import pytest
 
 from stackgen import stackdir
 from stackgen.generate import workflow
-from stackgen.images.contracts import load_contract
 from stackgen.operate import backup
+from stackgen.upstream.contracts import load_contract
 from tests.golden import golden_stack
 from tests.support.fakes import FakeContainer, FakeEngine, volume_tar
 

@@ -3,11 +3,11 @@
 Why this exists: users pull the official images that `compose.yaml` names; our tests cannot
 (no registry), so they run *twins*. The facts both sides must agree on (user, entrypoint, stop
 signal, volumes, the main binary's file capabilities, the tools our scripts call, platforms per
-tag) are written down once, in `stackgen/images/contracts/*.yaml`, each with the upstream file it was
+tag) are written down once, in `stackgen/upstream/contracts/*.yaml`, each with the upstream file it was
 read from. Render takes its default image tags from here (the one place versions live), unit
 tests hold rendered stacks to these facts, and an integration test holds each twin to them.
 
-The format is described in `stackgen/images/contracts/FORMAT.md`. Loading is strict: a typo in a
+The format is described in `stackgen/upstream/contracts/FORMAT.md`. Loading is strict: a typo in a
 contract is an error, not a silently missing fact.
 """
 
@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # CONTRACT_NAMES and the file-capability reading live in a module without pydantic, for verify (SG042).
-from stackgen.images.filecaps import CONTRACT_NAMES, capability_names, image_file_capabilities  # noqa: F401
+from stackgen.upstream.filecaps import CONTRACT_NAMES, capability_names, image_file_capabilities  # noqa: F401
 
 
 class _Strict(BaseModel):
@@ -181,7 +181,7 @@ class Contract(_Strict):
 
 def runs_on(platform: str, published: list[str]) -> bool:
     """Whether an engine on `platform` picks one of the `published` platforms of a tag."""
-    from stackgen.images.registry import Platform, compatibility
+    from stackgen.upstream.platforms import Platform, compatibility
 
     target = Platform.parse(platform)
     return any(compatibility(target, Platform.parse(p)) is not None for p in published)
@@ -196,16 +196,16 @@ def load_contract(name: str) -> Contract:
     """The contract of one image family (`node-red`, `caddy`, ...), validated."""
     if name not in CONTRACT_NAMES:
         raise ContractError(f"unknown image contract {name!r}; known: {', '.join(CONTRACT_NAMES)}")
-    path = resources.files("stackgen.images") / "contracts" / f"{name}.yaml"
+    path = resources.files("stackgen.upstream") / "contracts" / f"{name}.yaml"
     try:
         # libyaml when present: ~6x faster than the pure-Python loader
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError) as exc:
-        raise ContractError(f"stackgen/images/contracts/{name}.yaml: {exc}") from exc
+        raise ContractError(f"stackgen/upstream/contracts/{name}.yaml: {exc}") from exc
     try:
         return Contract.model_validate(data)
     except ValueError as exc:
-        raise ContractError(f"stackgen/images/contracts/{name}.yaml: {exc}") from exc
+        raise ContractError(f"stackgen/upstream/contracts/{name}.yaml: {exc}") from exc
 
 
 def all_contracts() -> dict[str, Contract]:

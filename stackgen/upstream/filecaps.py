@@ -1,6 +1,6 @@
 """The file capabilities of a known upstream image's main binary, read from the contracts without pydantic.
 
-Why not `stackgen.images.contracts.load_contract`: `verify` asks for every hardened service of anyone's
+Why not `stackgen.upstream.contracts.load_contract`: `verify` asks for every hardened service of anyone's
 compose file (SG042), and validating the contracts imports pydantic and builds its models (~85 ms,
 more than the rest of a 200-service verify). The same YAML files stay the one place these facts live;
 `load_contract` validates them strictly (and its tests hold every contract to it), this module reads two
@@ -35,7 +35,7 @@ def _by_image() -> dict[str, frozenset[str]]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     found: dict[str, frozenset[str]] = {}
     for name in CONTRACT_NAMES:
-        text = (resources.files("stackgen.images") / "contracts" / f"{name}.yaml").read_text(encoding="utf-8")
+        text = (resources.files("stackgen.upstream") / "contracts" / f"{name}.yaml").read_text(encoding="utf-8")
         data = yaml.load(text, Loader=loader)
         found.setdefault(data["image"], capability_names((data.get("main_binary") or {}).get("file_capabilities")))
     return found
