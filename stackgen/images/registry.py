@@ -14,38 +14,50 @@ Two sources:
 
 Pure parts (references, platforms, index parsing, matching) are separate from I/O so
 that unit tests use recorded JSON; `Registry` takes a transport that tests replace.
+
+Split three ways: `stackgen.images.references` (references, manifest documents: pure),
+this module (the HTTP client and the local engine's image), `stackgen.images.check` (a stack's
+images judged for its platform, and pinned). The reference names stay importable from here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
-import ipaddress
 import json
 import re
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackgen.errors import StackgenError
+from stackgen.images.references import (  # noqa: F401 (re-exported: callers read references through the registry)
+    _DIGEST,
+    _HOST,
+    ACCEPT,
+    DOCKER_HUB,
+    DOCKER_HUB_API,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    DOCKER_SCHEMA1,
+    IMAGE_TYPES,
+    LIST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Entry,
+    ImageInfo,
+    ImageRef,
+    check_registry_host,
+    is_loopback,
+    manifest_list,
+    media_type_of,
+    parse_index,
+    platform_of_config,
+    sha256_digest,
+)
 from stackgen.upstream.platforms import Platform, compatibility  # noqa: F401 (re-exported: the registry speaks in platforms)
-
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-LIST_TYPES = (OCI_INDEX, DOCKER_LIST)
-IMAGE_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
-
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_API = "registry-1.docker.io"
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_HOST = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
 
 
 class RegistryError(StackgenError):
@@ -62,194 +74,6 @@ class RegistryUnreachable(RegistryError):
 
 class ManifestNotFound(RegistryError):
     """The registry has no manifest for this reference (404)."""
-
-
-# --------------------------------------------------------------------------- references
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """An image reference, split the way registries need it.
-
-    `original` keeps what the user wrote (for messages and for pinning: a pinned reference is
-    the user's own spelling plus `@sha256:...`).
-    """
-
-    registry: str
-    repository: str
-    tag: str | None
-    digest: str | None
-    original: str
-
-    @classmethod
-    def parse(cls, text: str) -> ImageRef:
-        ref = text.strip()
-        if not ref or any(c.isspace() for c in ref):
-            raise ValueError(f"{text!r} is not an image reference")
-        name, digest = (ref.split("@", 1) + [None])[:2] if "@" in ref else (ref, None)
-        if digest is not None and not _DIGEST.match(digest):
-            raise ValueError(f"{text!r}: digest must be sha256:<64 hex digits>")
-        tag = None
-        colon, slash = name.rfind(":"), name.rfind("/")
-        if colon > slash:
-            name, tag = name[:colon], name[colon + 1 :]
-        first, sep, rest = name.partition("/")
-        if sep and ("." in first or ":" in first or first == "localhost"):
-            registry, repository = first, rest
-        else:
-            registry, repository = DOCKER_HUB, name
-        if registry in ("index.docker.io", "registry-1.docker.io"):
-            registry = DOCKER_HUB
-        if registry == DOCKER_HUB and "/" not in repository:
-            repository = "library/" + repository
-        if not repository or not re.fullmatch(r"[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*", repository):
-            raise ValueError(f"{text!r}: {repository!r} is not a repository name")
-        if tag is None and digest is None:
-            tag = "latest"
-        return cls(registry, repository, tag, digest, ref)
-
-    @property
-    def reference(self) -> str:
-        """What to ask the registry for: the digest when there is one (the tag is then ignored, as docker does)."""
-        return self.digest or self.tag or "latest"
-
-    @property
-    def api_host(self) -> str:
-        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
-
-    @property
-    def without_digest(self) -> str:
-        return self.original.split("@", 1)[0]
-
-    def pinned(self, digest: str) -> str:
-        """The user's spelling with the digest: `nodered/node-red:4.0.9@sha256:...`."""
-        return f"{self.without_digest}@{digest}"
-
-    def on(self, host: str) -> ImageRef:
-        """The same repository path on another registry (a mirror or a local copy).
-
-        Docker Hub's official images keep their `library/` prefix, as pull-through mirrors
-        store them.
-        """
-        return replace(self, registry=host)
-
-    def __str__(self) -> str:
-        return self.original
-
-
-def check_registry_host(text: str) -> str:
-    """`HOST[:PORT]` or a usage error: a URL scheme or a path here is a mistake worth naming."""
-    value = text.strip()
-    match = _HOST.match(value)
-    if "://" in value or "/" in value or not match:
-        raise StackgenError(f"--registry: {text!r} is not HOST[:PORT] (no scheme, no path), e.g. 127.0.0.1:5000")
-    if match.group(2) and not 0 < int(match.group(2)[1:]) < 65536:
-        raise StackgenError(f"--registry: port {match.group(2)[1:]} out of range")
-    return value
-
-
-def is_loopback(host: str) -> bool:
-    """Registries on loopback speak plain HTTP (as docker allows for 127.0.0.0/8); all others HTTPS."""
-    name = host
-    if name.startswith("["):
-        name = name[1 : name.index("]")]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-# --------------------------------------------------------------------------- manifests
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One platform's manifest: what a pull for that platform fetches."""
-
-    platform: Platform
-    digest: str
-    media_type: str
-    size: int
-
-
-@dataclass
-class ImageInfo:
-    """Every platform an image reference offers, and where that was read."""
-
-    ref: ImageRef
-    source: str
-    entries: list[Entry]
-    list_digest: str | None = None  # the index / manifest list itself, when there is one
-    media_type: str = ""
-
-    @property
-    def platforms(self) -> list[Platform]:
-        return sorted({e.platform for e in self.entries if e.platform.known})
-
-    def select(self, target: Platform) -> tuple[Entry, int] | None:
-        """The best entry for `target` (exact first, then the nearest older ARM variant)."""
-        ranked = [(rank, e) for e in self.entries if (rank := compatibility(target, e.platform)) is not None]
-        if not ranked:
-            return None
-        rank, entry = min(ranked, key=lambda item: item[0])
-        return entry, rank
-
-
-def parse_index(document: dict[str, Any]) -> list[Entry]:
-    """Entries of an OCI index or Docker manifest list; entries without a platform are skipped."""
-    entries = []
-    for item in document.get("manifests") or []:
-        platform = item.get("platform") or {}
-        if not platform.get("architecture") or not platform.get("os"):
-            continue
-        entries.append(
-            Entry(
-                Platform.of(platform["os"], platform["architecture"], platform.get("variant", "")),
-                item["digest"],
-                item.get("mediaType", ""),
-                int(item.get("size", 0)),
-            )
-        )
-    return entries
-
-
-def platform_of_config(config: dict[str, Any]) -> Platform:
-    """An image's platform from its config blob (what `docker inspect` shows as Os/Architecture/Variant)."""
-    return Platform.of(config.get("os", ""), config.get("architecture", ""), config.get("variant", ""))
-
-
-def media_type_of(document: dict[str, Any], header: str | None) -> str:
-    """The manifest's type: the document's own `mediaType` wins over Content-Type (OCI makes it optional)."""
-    declared = document.get("mediaType")
-    if declared:
-        return declared
-    if header:
-        return header.split(";", 1)[0].strip()
-    if "manifests" in document:
-        return OCI_INDEX
-    if "config" in document:
-        return OCI_MANIFEST
-    return ""
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def manifest_list(entries: Iterable[Entry], media_type: str = DOCKER_LIST) -> bytes:
-    """A manifest list / OCI index document over per-platform manifests (stable key order)."""
-    manifests = []
-    for entry in entries:
-        platform: dict[str, str] = {"architecture": entry.platform.architecture, "os": entry.platform.os}
-        if entry.platform.variant:
-            platform["variant"] = entry.platform.variant
-        manifests.append({"mediaType": entry.media_type, "size": entry.size, "digest": entry.digest, "platform": platform})
-    document = {"schemaVersion": 2, "mediaType": media_type, "manifests": manifests}
-    return json.dumps(document, indent=3).encode()
 
 
 # --------------------------------------------------------------------------- registry client
@@ -503,163 +327,16 @@ def engine_image(engine: Any, ref: ImageRef) -> ImageInfo | None:
     return ImageInfo(ref, "local engine", [entry], None, "")
 
 
-# --------------------------------------------------------------------------- stack checks
+# --------------------------------------------------------------------------- stack checks (moved)
+
+# The stack checks live in stackgen.images.check, which imports this module; their names stay importable
+# from here (`from stackgen.images.registry import check_images`), resolved on first use so there is no cycle.
+_CHECK_NAMES = frozenset({"SERVICE_FIELDS", "ImageCheck", "stack_images", "check_images", "pin"})
 
 
-SERVICE_FIELDS = {"node-red": "node_red", "edge": "edge", "certbot": "certbot"}
+def __getattr__(name: str) -> Any:
+    if name in _CHECK_NAMES:
+        from stackgen.images import check
 
-
-@dataclass
-class ImageCheck:
-    """The verdict for one service's image on the target platform."""
-
-    service: str
-    image: str
-    target: Platform
-    source: str = ""
-    entry: Entry | None = None
-    rank: int | None = None
-    available: list[Platform] = field(default_factory=list)
-    list_digest: str | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.entry is not None
-
-    @property
-    def digest(self) -> str | None:
-        return self.entry.digest if self.entry and self.entry.digest else None
-
-    @property
-    def status(self) -> str:
-        if self.error:
-            return "error"
-        if self.entry is None:
-            return "missing"
-        return "ok" if self.rank == 0 else f"ok ({self.entry.platform})"
-
-    @property
-    def note(self) -> str:
-        if self.error:
-            return self.error
-        if self.entry is None:
-            offered = ", ".join(str(p) for p in self.available) or "no platform"
-            return f"{self.image} has no {self.target} image (offers: {offered})"
-        if self.rank:
-            return f"{self.entry.platform} image, runs on {self.target}"
-        return ""
-
-    def pinned(self) -> str | None:
-        return ImageRef.parse(self.image).pinned(self.digest) if self.ok and self.digest else None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "image": self.image,
-            "platform": str(self.target),
-            "status": "ok" if self.ok else ("error" if self.error else "missing"),
-            "matched": str(self.entry.platform) if self.entry else None,
-            "digest": self.digest,
-            "list_digest": self.list_digest,
-            "available": [str(p) for p in self.available],
-            "source": self.source,
-            "message": self.note or None,
-            "pinned": self.pinned(),
-        }
-
-
-def stack_images(stack: Any) -> dict[str, str]:
-    """Service -> image for the services the stack actually renders (certbot only with a sidecar)."""
-    from stackgen.generate.render import default_images
-
-    images = default_images(stack)
-    if not stack.tls.uses_sidecar:
-        images.pop("certbot", None)
-    return images
-
-
-def check_images(
-    images: dict[str, str],
-    target: Platform,
-    registry: str | None = None,
-    source: str = "auto",
-    engine: Any = None,
-    registry_factory: Callable[[str], Registry] = Registry,
-) -> list[ImageCheck]:
-    """Check every image for `target`. Never raises for one image's problem: each gets its verdict.
-
-    source: "registry" (the image's own registry, or `registry` for all), "engine" (the local
-    engine's image only), "auto" (registry first; the engine's image when the registry cannot
-    answer for it). A registry that failed to answer is not asked again for the next image.
-    """
-    clients: dict[str, Registry] = {}
-    dead: dict[str, str] = {}
-    results = []
-    for service, image in images.items():
-        check = ImageCheck(service, image, target)
-        results.append(check)
-        try:
-            ref = ImageRef.parse(image)
-        except ValueError as exc:
-            check.error = str(exc)
-            continue
-        info: ImageInfo | None = None
-        problem: str | None = None
-        if source in ("auto", "registry"):
-            host = registry or ref.api_host
-            target_ref = ref.on(registry) if registry else ref
-            if host in dead:
-                problem = dead[host]
-            else:
-                client = clients.setdefault(host, registry_factory(host))
-                try:
-                    info = client.inspect(target_ref)
-                except RegistryUnreachable as exc:
-                    dead[host] = problem = str(exc)
-                except RegistryError as exc:
-                    problem = str(exc)
-        if info is None and (source == "engine" or (source == "auto" and engine is not None)):
-            info = engine_image(engine, ref) if engine is not None else None
-            if info is None and source == "engine":
-                problem = f"{image}: not in the local engine"
-            elif info is not None and problem:
-                info.source = f"local engine ({problem})"
-        if info is None:
-            check.error = problem or f"{image}: not found"
-            continue
-        check.source = info.source
-        check.available = info.platforms
-        check.list_digest = info.list_digest
-        chosen = info.select(target)
-        if chosen:
-            check.entry, check.rank = chosen
-    return results
-
-
-def pin(directory: Any, checks: list[ImageCheck]) -> dict[str, str]:
-    """Write each checked image's platform digest into `stack.yaml` (`images.<service>`); returns field -> reference.
-
-    Refuses when any check failed: pinning half a stack that cannot run on its platform helps nobody.
-    """
-    from pathlib import Path
-
-    from stackgen.generate import files
-    from stackgen.stackdir import SPEC_NAME, dump_stack, load_stack
-
-    bad = [c for c in checks if not c.ok]
-    if bad:
-        raise StackgenError(f"not pinning: {', '.join(c.image for c in bad)} failed the check")
-    unpinnable = [c for c in checks if not c.digest]
-    if unpinnable:
-        raise StackgenError(f"not pinning: {', '.join(c.image for c in unpinnable)} has no registry digest (built locally and never pushed?)")
-    directory = Path(directory)
-    stack = load_stack(directory)
-    written = {}
-    for check in checks:
-        reference = check.pinned()
-        assert reference
-        setattr(stack.images, SERVICE_FIELDS[check.service], reference)
-        written[f"images.{SERVICE_FIELDS[check.service]}"] = reference
-    files.write_atomic(directory / SPEC_NAME, dump_stack(stack), 0o600)
-    return written
+        return getattr(check, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
