@@ -45,6 +45,7 @@ def images_check(
 ) -> None:
     """Confirm every image of the stack has the target platform; report its digest; optionally pin it."""
     from stackgen.errors import StackgenError
+    from stackgen.images import check as checking
     from stackgen.images import registry as images
     from stackgen.images.build import parse_platforms
 
@@ -65,7 +66,7 @@ def images_check(
         engine = _engine_or_none() if source in ("auto", "engine") else None
         if source == "engine" and engine is None:
             raise StackgenError("--source engine: no Docker engine answers")
-        checks = images.check_images(images.stack_images(stack), target, registry=registry, source=source, engine=engine)
+        checks = checking.check_images(checking.stack_images(stack), target, registry=registry, source=source, engine=engine)
     except StackgenError as exc:
         raise _fail(str(exc)) from None
     failed = [c for c in checks if not c.ok]
@@ -80,7 +81,7 @@ def images_check(
         raise typer.Exit(1)
     if pin:
         try:
-            written = images.pin(directory, checks)
+            written = checking.pin(directory, checks)
         except StackgenError as exc:
             raise _fail(str(exc), 1) from None
         for key, value in written.items():

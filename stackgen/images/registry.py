@@ -325,18 +325,3 @@ def engine_image(engine: Any, ref: ImageRef) -> ImageInfo | None:
             digest = candidate
     entry = Entry(platform, digest or "", "", 0)
     return ImageInfo(ref, "local engine", [entry], None, "")
-
-
-# --------------------------------------------------------------------------- stack checks (moved)
-
-# The stack checks live in stackgen.images.check, which imports this module; their names stay importable
-# from here (`from stackgen.images.registry import check_images`), resolved on first use so there is no cycle.
-_CHECK_NAMES = frozenset({"SERVICE_FIELDS", "ImageCheck", "stack_images", "check_images", "pin"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _CHECK_NAMES:
-        from stackgen.images import check
-
-        return getattr(check, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

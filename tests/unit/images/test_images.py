@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from stackgen.errors import StackgenError
+from stackgen.images.check import check_images, pin, stack_images
 from stackgen.images.registry import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -27,16 +28,13 @@ from stackgen.images.registry import (
     RegistryError,
     RegistryUnreachable,
     Response,
-    check_images,
     check_registry_host,
     compatibility,
     is_loopback,
     manifest_list,
     parse_index,
-    pin,
     platform_of_config,
     sha256_digest,
-    stack_images,
 )
 from stackgen.spec import Stack
 from stackgen.upstream.contracts import load_contract
