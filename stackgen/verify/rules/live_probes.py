@@ -180,4 +180,47 @@ PROXY_SCOPE = Rule(
     kind="probe",
 )
 
-RULES = (REACHABILITY, HOST_GATEWAY, EGRESS, KEYS, CERTIFICATE, TLS_PROTOCOL, HTTP_POLICY, ADMIN_AUTH, WEBSOCKET, PROXY_SCOPE)
+HEADER_GRADE = Rule(
+    id="SG311",
+    name="header-grade",
+    severity=Severity.MEDIUM,
+    title="The edge's security headers grade below A (MDN HTTP Observatory scoring)",
+    why="""Browsers enforce what the edge tells them: without a Content-Security-Policy that restricts scripts
+    and objects, framing denied, HSTS, nosniff and secure cookies, an injected script or a framing page can
+    act with the logged-in user's rights in the editor, which runs code. The grade is the MDN HTTP
+    Observatory's published scoring (baseline 100, a modifier per test, A from 90), computed offline from
+    the responses the edge actually sends.""",
+    bad="""
+        # GET https://nodered.example.org/ -> Content-Security-Policy: frame-ancestors 'self' (no script-src)
+        # grade B+ (80/100): content-security-policy -20
+    """,
+    good="""
+        # Content-Security-Policy with script-src/object-src restricted, frame-ancestors 'none',
+        # Strict-Transport-Security: max-age=31536000, X-Content-Type-Options: nosniff,
+        # Referrer-Policy: strict-origin-when-cross-origin -> grade A or better
+    """,
+    fix="Add the headers each failing test names (the finding lists them) to the edge config, or regenerate it (`stackgen generate`).",
+    kind="probe",
+)
+
+TLS_PROFILE = Rule(
+    id="SG312",
+    name="tls-profile",
+    severity=Severity.MEDIUM,
+    title="The edge's TLS deviates from Mozilla's intermediate profile",
+    why="""Mozilla's intermediate profile (server-side TLS guidelines 5.7) is what every modern client supports
+    and no known attack breaks: TLS 1.2 and 1.3 only, forward-secret AEAD cipher suites, the X25519, P-256 and
+    P-384 groups, an ECDSA or 2048-bit RSA certificate signed with SHA-256 or better. Each extra protocol,
+    suite or group is attack surface a client can be downgraded to.""",
+    bad="""
+        # sslyze: TLS 1.2 accepts TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA; groups include X448, secp521r1
+    """,
+    good="""
+        # TLS 1.2/1.3 only; ECDHE-ECDSA/RSA with AES-GCM or ChaCha20-Poly1305; X25519, prime256v1, secp384r1
+    """,
+    fix="Restrict the edge's TLS settings to the profile (the finding names the setting), or regenerate the edge config (`stackgen generate`).",
+    kind="probe",
+)
+
+RULES = (REACHABILITY, HOST_GATEWAY, EGRESS, KEYS, CERTIFICATE, TLS_PROTOCOL, HTTP_POLICY, ADMIN_AUTH, WEBSOCKET, PROXY_SCOPE,
+         HEADER_GRADE, TLS_PROFILE)
