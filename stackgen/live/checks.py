@@ -146,6 +146,7 @@ def tls(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
     jobs.append(pool.submit(_protocols, ctx, edge.name, address, https_port))
     jobs.append(pool.submit(_http_policy, ctx, edge.name, address, http_port, https_port))
     jobs.append(pool.submit(_node_red_through_edge, ctx, edge.name, address, https_port))
+    jobs.append(pool.submit(_header_grades, ctx, edge.name, address, http_port, https_port))
     for job in jobs:
         job.result()
 
@@ -242,6 +243,107 @@ def _node_red_through_edge(ctx: LiveContext, edge: str, address: str, port: int)
         ctx.report("SG310", edge, f"GET {path} answered {detail}, not Node-RED's own 404: something else is proxied")
 
 
+# --- graded: headers (MDN Observatory scoring) and TLS (Mozilla's intermediate profile) ----------------
+
+
+def _fetch(ctx: LiveContext, address: str, port: int, domain: str, path: str, *, tls: bool, method: str = "GET",
+           headers: dict[str, str] | None = None) -> tuple[probes.Response, bool]:
+    """One request to the edge; (response, whether the certificate verified)."""
+    if not tls:
+        return probes.http_request(address, port, domain, path, timeout=5), True
+    try:
+        return probes.https_request(address, port, domain, path, cafile=ctx.ca_file, verify=True, method=method,
+                                    headers=headers, timeout=5), True
+    except ssl.SSLCertVerificationError:
+        return probes.https_request(address, port, domain, path, verify=False, method=method, headers=headers, timeout=5), False
+
+
+def exchange(ctx: LiveContext, address: str, http_port: int | None, https_port: int, domain: str, path: str):
+    """What the Observatory would fetch for https://domain/path, fetched from the edge's published ports only."""
+    from urllib.parse import urljoin, urlsplit
+
+    from stackgen.live.headers_grade import CORS_ORIGIN, Exchange
+
+    def follow(url: str, route: list[tuple[str, int]], cookies: list[str]):
+        response = verified = None
+        for _ in range(10):  # the Observatory's MAX_REDIRECTS
+            parts = urlsplit(url)
+            if (parts.hostname or "").lower() not in {d.lower() for d in ctx.domains} | {domain.lower()}:
+                break  # off our hosts: not ours to fetch
+            tls = parts.scheme == "https"
+            target = path_of(parts)
+            response, verified = _fetch(ctx, address, https_port if tls else http_port, domain, target, tls=tls)
+            route.append((url, response.status))
+            location = response.headers.get("location")
+            if response.status not in (301, 302, 303, 307, 308) or not location:
+                break
+            cookies += [v for k, v in response.header_lines if k.lower() == "set-cookie"]
+            url = urljoin(url, location)
+        return response, verified
+
+    def path_of(parts) -> str:
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    cookies: list[str] = []
+    route: list[tuple[str, int]] = []
+    final, verified = follow(f"https://{domain}{path}", route, cookies)
+    http_route: list[tuple[str, int]] | None = None
+    if http_port is not None:
+        http_route = []
+        try:
+            follow(f"http://{domain}{path}", http_route, [])
+        except OSError:
+            http_route = None
+    try:
+        cors = _fetch(ctx, address, https_port, domain, path_of(urlsplit(route[-1][0])), tls=True, method="OPTIONS",
+                      headers={"Origin": CORS_ORIGIN, "Access-Control-Request-Method": "GET"})[0].header_lines
+    except OSError:
+        cors = None
+    return Exchange(route[-1][0], final.status, final.header_lines, final.body, http_route, bool(verified), cors, cookies)
+
+
+def _header_grades(ctx: LiveContext, edge: str, address: str, http_port: int | None, https_port: int) -> None:
+    from stackgen.live.headers_grade import grade
+
+    domain = ctx.domains[0].removeprefix("*.")
+    pages = [("editor", (ctx.editor_path or "/").rstrip("/") + "/")] if ctx.editor_path is not None else []
+    pages.append(("endpoint", f"/stackgen-probe-{secrets.token_hex(4)}"))
+    for label, path in pages:
+        try:
+            graded = grade(exchange(ctx, address, http_port, https_port, domain, path))
+        except (OSError, ValueError) as exc:
+            ctx.check(f"header grade ({label})", False, f"GET {path}: {exc}")
+            continue
+        failing = "; ".join(f"{t.name} {t.modifier:+d} ({t.result}): {t.fix}" for t in graded.failing)
+        detail = graded.summary() + (f"; {failing}" if failing else "")
+        if not ctx.check(f"header grade ({label})", graded.score >= 90, detail):
+            ctx.report("SG311", edge, f"https://{domain}{path} ({label}) grades {graded.summary()}, below A: {failing}")
+
+
+def tls_profile_probe(ctx: LiveContext) -> None:
+    """sslyze against the edge's HTTPS port: Mozilla's intermediate profile, criterion by criterion."""
+    from stackgen.live import tls_profile
+
+    address, _, https_port = edge_endpoint(ctx)
+    edge = (ctx.by_role(Role.EDGE) or [None])[0]
+    if edge is None or https_port is None or not ctx.domains:
+        return
+    domain = ctx.domains[0].removeprefix("*.")
+    try:
+        hsts = probes.https_request(address, https_port, domain, "/", timeout=5).headers.get("strict-transport-security")
+        criteria = tls_profile.check(address, https_port, domain, hsts_max_age=tls_profile.hsts_max_age(hsts), hsts_checked=True,
+                                     ca_file=ctx.ca_file)
+    except ImportError as exc:
+        ctx.check("TLS profile (Mozilla intermediate)", False, f"sslyze is not installed: {exc}")
+        return
+    except (OSError, ValueError, RuntimeError) as exc:
+        ctx.check("TLS profile (Mozilla intermediate)", False, f"scan failed: {exc}")
+        return
+    for criterion in criteria:
+        if not ctx.check(f"TLS profile: {criterion.name}", criterion.ok, criterion.detail):
+            ctx.report("SG312", edge, f"{address}:{https_port} {criterion.name}: {criterion.detail} (fix: {criterion.fix})")
+
+
 # --- putting it together ------------------------------------------------------------------------
 
 
@@ -312,7 +414,7 @@ def _probe(ctx: LiveContext, probe_level: str) -> list[Finding]:
         with ThreadPoolExecutor(max_workers=8) as pool:
             jobs = [pool.submit(tls, ctx, pool), pool.submit(keys, ctx)]
             if probe_level == "all":
-                jobs += [pool.submit(matrix, ctx, pool), pool.submit(egress, ctx)]
+                jobs += [pool.submit(matrix, ctx, pool), pool.submit(egress, ctx), pool.submit(tls_profile_probe, ctx)]
             for job in jobs:
                 job.result()
     return ctx.findings

@@ -42,6 +42,7 @@ class Response:
     body: bytes
     certificate: dict = field(default_factory=dict)  # ssl's getpeercert() form, when TLS was verified
     tls_version: str | None = None
+    header_lines: list[tuple[str, str]] = field(default_factory=list)  # every header as sent, repeats kept (`headers` keeps the last)
 
     @property
     def serial(self) -> str | None:
@@ -102,7 +103,8 @@ def https_request(
         version = sock.version()
         response = connection.getresponse()
         data = response.read()
-        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, data, cert or {}, version)
+        lines = response.getheaders()
+        return Response(response.status, {k.lower(): v for k, v in lines}, data, cert or {}, version, lines)
     finally:
         connection.close()
 
@@ -114,7 +116,8 @@ def http_request(address: str, port: int, host: str, path: str = "/", *, timeout
     try:
         connection.request("GET", path, headers={"Host": host, "Connection": "close"})
         response = connection.getresponse()
-        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+        lines = response.getheaders()
+        return Response(response.status, {k.lower(): v for k, v in lines}, response.read(), header_lines=lines)
     finally:
         connection.close()
 
