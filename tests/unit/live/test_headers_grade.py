@@ -245,3 +245,56 @@ def test_every_result_has_a_modifier_and_negative_ones_a_fix():
     from stackgen.live.headers_grade import FIXES
 
     assert all(FIXES.get(r) for r, m in MODIFIERS.items() if m < 0)
+
+
+# --- verify --live's wiring: what the edge sends, fetched through stackgen.live.probes (faked here) ------------
+
+
+def fake_edge(monkeypatch, headers: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    from stackgen.live import probes
+
+    asked: list[tuple[str, str, str]] = []
+
+    def http_request(address, port, host, path="/", **_):
+        asked.append(("http", address, path))
+        location = f"https://{host}:8443{path}"
+        return probes.Response(308, {"location": location}, b"", header_lines=[("Location", location)])
+
+    def https_request(address, port, server_name, path="/", *, method="GET", **_):
+        asked.append((method, address, path))
+        lines = [("Content-Type", "text/html"), *headers]
+        return probes.Response(200, {k.lower(): v for k, v in lines}, PAGE.encode(), header_lines=lines)
+
+    monkeypatch.setattr(probes, "http_request", http_request)
+    monkeypatch.setattr(probes, "https_request", https_request)
+    return asked
+
+
+def live_context():
+    from stackgen.live.checks import LiveContext
+    from stackgen.topology import Topology
+
+    return LiveContext(engine=None, project="p", observed=Topology(), declared=None, networks={}, domains=["nodered.example.org"])
+
+
+def test_live_grade_below_a_is_a_finding_with_the_failing_tests(monkeypatch):
+    from stackgen.live.checks import _header_grades
+
+    asked = fake_edge(monkeypatch, [(k, v) for k, v in GOOD if k != "Content-Security-Policy"]
+                      + [("Content-Security-Policy", "frame-ancestors 'self'")])
+    ctx = live_context()
+    _header_grades(ctx, "edge", "127.0.0.1", 8080, 8443)
+    assert {a[1] for a in asked} == {"127.0.0.1"} and ("OPTIONS", "127.0.0.1", "/") in asked and ("http", "127.0.0.1", "/") in asked
+    assert [f.rule for f in ctx.findings] == ["SG311", "SG311"]  # the editor and an endpoint path
+    assert "B+ (80/100)" in ctx.findings[0].message and "content-security-policy -20" in ctx.findings[0].message
+    assert not any(c.ok for c in ctx.checks)
+
+
+def test_live_grade_a_or_better_passes(monkeypatch):
+    from stackgen.live.checks import _header_grades
+
+    fake_edge(monkeypatch, [(k, v) for k, v in GOOD if k != "Content-Type"])
+    ctx = live_context()
+    _header_grades(ctx, "edge", "127.0.0.1", 8080, 8443)
+    assert not ctx.findings
+    assert [c.detail.split(";")[0] for c in ctx.checks] == ["A+ (135/100)", "A+ (135/100)"]
