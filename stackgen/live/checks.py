@@ -341,7 +341,7 @@ def tls_profile_probe(ctx: LiveContext) -> None:
         return
     for criterion in criteria:
         if not ctx.check(f"TLS profile: {criterion.name}", criterion.ok, criterion.detail):
-            ctx.report("SG312", edge, f"{address}:{https_port} {criterion.name}: {criterion.detail} (fix: {criterion.fix})")
+            ctx.report("SG312", edge.name, f"{address}:{https_port} {criterion.name}: {criterion.detail} (fix: {criterion.fix})")
 
 
 # --- putting it together ------------------------------------------------------------------------

@@ -112,3 +112,25 @@ def test_hsts_max_age():
 def test_scans_only_our_addresses():
     with pytest.raises(ForbiddenTarget):
         tls_profile.observe("203.0.113.5", 443, "edge.example.org")
+
+
+def test_live_probe_reports_each_deviation_on_the_edge(monkeypatch):
+    from stackgen.live import checks, probes
+    from stackgen.topology import Port, Role, Service, Topology
+
+    edge = Service(name="edge", image="caddy", role=Role.EDGE, ports=[Port(target=443, published="8443", host_ip="127.0.0.1")])
+    ctx = checks.LiveContext(engine=None, project="p", observed=Topology(services={"edge": edge}), declared=None, networks={},
+                             domains=["nodered.example.org"])
+    monkeypatch.setattr(probes, "https_request", lambda *a, **k: probes.Response(200, {"strict-transport-security": "max-age=600"}, b""))
+    seen = {}
+
+    def scan(address, port, name, **kwargs):
+        seen.update(address=address, port=port, name=name, **kwargs)
+        return judge(TlsObservation(**{**GOOD, "hsts_max_age": kwargs["hsts_max_age"], "curves": {"X25519", "X448"}}))
+
+    monkeypatch.setattr(tls_profile, "check", scan)
+    checks.tls_profile_probe(ctx)
+    assert (seen["address"], seen["port"], seen["name"], seen["hsts_max_age"]) == ("127.0.0.1", 8443, "nodered.example.org", 600)
+    assert sorted((f.rule, f.service, f.message.split(":")[1].split()[1]) for f in ctx.findings) == [
+        ("SG312", "edge", "curves"), ("SG312", "edge", "hsts")]
+    assert all(f.message.startswith("127.0.0.1:8443 ") and "(fix: " in f.message for f in ctx.findings)
