@@ -340,7 +340,9 @@ def tls_profile_probe(ctx: LiveContext) -> None:
         ctx.check("TLS profile (Mozilla intermediate)", False, f"scan failed: {exc}")
         return
     for criterion in criteria:
-        if not ctx.check(f"TLS profile: {criterion.name}", criterion.ok, criterion.detail):
+        if criterion.advisory and not criterion.ok:
+            ctx.check(f"TLS profile: {criterion.name}", True, f"{criterion.detail} (advisory, the CA decides: {criterion.fix})")
+        elif not ctx.check(f"TLS profile: {criterion.name}", criterion.ok, criterion.detail):
             ctx.report("SG312", edge.name, f"{address}:{https_port} {criterion.name}: {criterion.detail} (fix: {criterion.fix})")
 
 

@@ -5,7 +5,9 @@ same file sslyze ships as `sslyze/mozilla_tls_profile/5.7.json`): TLS 1.2 and 1.
 ECDHE (and DHE) AES-GCM and ChaCha20-Poly1305 suites; the three TLS 1.3 suites; key exchange groups
 X25519, prime256v1 (secp256r1) and secp384r1; an ECDSA (P-256/P-384) or RSA (>= 2048 bits) certificate
 signed with SHA-256 or better, living at most 366 days; DH groups of >= 2048 bits. The header part is
-HSTS, which we hold to the Observatory's six months (the profile suggests two years).
+HSTS, which we hold to the Observatory's six months (the profile suggests two years). The certificate's
+lifespan is the CA's choice, not the edge's (Let's Encrypt issues 90 days, the test CA pebble five years):
+it is judged and shown, but `advisory`, never a finding.
 
 Two halves: `observe` scans with sslyze (a library; imported only when a scan runs, so `stackgen`'s
 start stays fast) an address we own (loopback or one of our networks: `probes.check_target`), and
@@ -74,9 +76,10 @@ class Criterion:
     ok: bool
     detail: str
     fix: str = ""
+    advisory: bool = False  # decided by someone other than the edge's config (the CA): shown, never a finding
 
     def to_dict(self) -> dict[str, Any]:
-        return {"criterion": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
+        return {"criterion": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix, "advisory": self.advisory}
 
 
 def _listed(items: Iterable[str]) -> str:
@@ -129,7 +132,7 @@ def judge(obs: TlsObservation) -> list[Criterion]:
     if obs.lifespan_days is not None:
         out.append(Criterion(
             "certificate lifespan", obs.lifespan_days <= MAXIMUM_CERTIFICATE_LIFESPAN, f"{obs.lifespan_days} days",
-            f"use certificates valid for at most {MAXIMUM_CERTIFICATE_LIFESPAN} days (ACME CAs issue 90)"))
+            f"use certificates valid for at most {MAXIMUM_CERTIFICATE_LIFESPAN} days (ACME CAs issue 90)", advisory=True))
     if obs.chain_verified is not None:
         out.append(Criterion("certificate chain", obs.chain_verified, "verifies" if obs.chain_verified else "does not verify",
                              "serve the full chain of a CA clients trust"))

@@ -46,7 +46,6 @@ def test_the_profile_passes():
     ({"certificate_curve": "secp521r1"}, "certificate type", "secp521r1"),
     ({"certificate_type": "Ed25519PublicKey"}, "certificate type", "Ed25519"),
     ({"signature": "sha1WithRSAEncryption"}, "certificate type", "sha1"),
-    ({"lifespan_days": 825}, "certificate lifespan", "825 days"),
     ({"chain_verified": False}, "certificate chain", "does not verify"),
     ({"hsts_max_age": None}, "hsts", "no Strict-Transport-Security"),
     ({"hsts_max_age": 86400}, "hsts", "max-age=86400"),
@@ -56,6 +55,11 @@ def test_each_deviation(changes, criterion, words):
     problems = failing(**changes)
     assert set(problems) == {criterion}, problems
     assert words in problems[criterion]
+
+
+def test_lifespan_is_judged_but_advisory():
+    lifespan = next(c for c in judge(TlsObservation(**{**GOOD, "lifespan_days": 1825})) if c.name == "certificate lifespan")
+    assert not lifespan.ok and lifespan.advisory and lifespan.detail == "1825 days"
 
 
 def test_rsa_2048_and_the_secg_curve_name_pass():
@@ -126,7 +130,8 @@ def test_live_probe_reports_each_deviation_on_the_edge(monkeypatch):
 
     def scan(address, port, name, **kwargs):
         seen.update(address=address, port=port, name=name, **kwargs)
-        return judge(TlsObservation(**{**GOOD, "hsts_max_age": kwargs["hsts_max_age"], "curves": {"X25519", "X448"}}))
+        return judge(TlsObservation(**{**GOOD, "hsts_max_age": kwargs["hsts_max_age"], "curves": {"X25519", "X448"},
+                                       "lifespan_days": 1825}))
 
     monkeypatch.setattr(tls_profile, "check", scan)
     checks.tls_profile_probe(ctx)
@@ -134,3 +139,5 @@ def test_live_probe_reports_each_deviation_on_the_edge(monkeypatch):
     assert sorted((f.rule, f.service, f.message.split(":")[1].split()[1]) for f in ctx.findings) == [
         ("SG312", "edge", "curves"), ("SG312", "edge", "hsts")]
     assert all(f.message.startswith("127.0.0.1:8443 ") and "(fix: " in f.message for f in ctx.findings)
+    lifespan = next(c for c in ctx.checks if c.name == "TLS profile: certificate lifespan")
+    assert lifespan.ok and "advisory" in lifespan.detail
