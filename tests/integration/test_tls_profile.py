@@ -149,3 +149,50 @@ def test_old_protocols_fail_where_local_openssl_allows_them(tmp_path):
 def test_only_our_addresses_are_scanned():
     with pytest.raises(ForbiddenTarget):
         tls_profile.observe("192.0.2.10", 443, NAME)
+
+
+# --- our reference stack (real engine, local twin images) ----------------------------------------------------
+
+
+def _wait_for_https(stack, seconds: float = 90) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            stack.https("/")
+            return
+        except (OSError, ssl.SSLError):
+            time.sleep(0.5)
+    raise AssertionError("the edge did not serve HTTPS again")
+
+
+@pytest.mark.engine
+def test_caddy_stack_meets_the_profile_and_a_weakened_one_does_not(engine, local_images, tmp_path):
+    from stackgen.live.checks import verify_live
+    from tests.integration.harness import start_stack, stop_stack
+
+    stack = start_stack(engine, tmp_path, "caddy")
+    try:
+        try:
+            stack.network("public").disconnect(stack.pebble)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        criteria = tls_profile.check("127.0.0.1", stack.https_port, stack.domain, ca_file=str(stack.issuing_root))
+        assert not [c for c in criteria if not c.ok and not c.advisory], criteria
+
+        caddyfile = stack.directory / "edge" / "Caddyfile"
+        text = caddyfile.read_text()
+        weak = "protocols tls1.2 tls1.3\n\t\tciphers TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n\t\tcurves secp521r1 x25519"
+        assert "protocols tls1.2 tls1.3" in text and "\timport security_headers\n" in text
+        caddyfile.write_text(text.replace("protocols tls1.2 tls1.3", weak, 1).replace("\timport security_headers\n", "", 1))
+        stack.container("edge").restart(timeout=5)
+        _wait_for_https(stack)
+        result = verify_live(engine, directory=stack.directory, ca_file=str(stack.issuing_root), fail_on=None)
+        messages = [f.message for f in result.findings if f.rule == "SG312"]
+        assert any("ciphers:" in m and "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA" in m for m in messages), messages
+        assert any("curves:" in m and "secp521r1" in m for m in messages), messages
+        graded = [f.message for f in result.findings if f.rule == "SG311"]
+        assert graded and all("grades F" in m or "grades D" in m or "grades C" in m for m in graded), graded
+    finally:
+        stop_stack(stack)
