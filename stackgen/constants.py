@@ -58,6 +58,9 @@ CERT_DIRS: tuple[str, ...] = ("/etc/letsencrypt", "/etc/acme", "/acme.sh", "/etc
 NODE_RED_PORT = 1880  # Node-RED's HTTP port
 HTTP_INSIDE = 8080  # the edge's plain-HTTP port (non-root: above 1024)
 HTTPS_INSIDE = 8443  # the edge's TLS port
+# The header in which the edge asserts the client's address to Node-RED (the login shield counts by it):
+# each edge overwrites whatever the client sent (Traefik does so itself for untrusted peers).
+CLIENT_ADDRESS_HEADER = "X-Real-IP"
 
 # --- identities ---
 NODE_RED_UID = 1000  # Node-RED's user in the official image

@@ -241,6 +241,18 @@ class Editor(StrictModel):
         return value
 
 
+class LoginShield(StrictModel):
+    """The login shield (docs/shield.md): failed logins counted per client address, in Node-RED, from the
+    address the edge asserts; after `attempts` failures within `window_seconds`, that address's login attempts
+    get 429 for `ban_seconds`. Only login attempts are refused; other addresses are never affected."""
+
+    enabled: bool = Field(True, description="Count failed logins per client address and ban addresses that guess.")
+    attempts: int = Field(5, ge=1, le=100, description="Failed logins from one address (IPv6: one /64) that start a ban.")
+    window_seconds: int = Field(600, ge=10, le=86400, description="The failures counted are those of the last this many seconds.")
+    ban_seconds: int = Field(900, ge=10, le=604800, description="How long a banned address's login attempts get 429.")
+    max_clients: int = Field(10000, ge=100, le=1000000, description="Addresses remembered at most (the table is bounded; the oldest go first).")
+
+
 class NodeRed(StrictModel):
     """The Node-RED service: the weakest part, so the most constrained."""
 
@@ -273,6 +285,10 @@ class NodeRed(StrictModel):
     )
     memory_limit: str | None = Field(None, description="Memory limit such as 512m. Default depends on platform.")
     pids_limit: int = Field(256, ge=32, le=32768, description="Maximum processes/threads.")
+    login_shield: LoginShield = Field(
+        default_factory=LoginShield,
+        description="Failed logins (editor, and HTTP-in basic auth) limited per client address: 429 with Retry-After after a few.",
+    )
 
     @field_validator("credential_secret_file")
     @classmethod

@@ -100,6 +100,7 @@ def node_red_service(ctx: Context, image: str) -> dict[str, Any]:
         "volumes": [
             volume("node-red-data", "/data"),
             bind("node-red/settings.js", "/etc/stackgen/node-red/settings.js"),
+            bind("node-red/shield.js", "/etc/stackgen/node-red/shield.js"),
         ],
         "secrets": ["node_red_credential_secret"],
         "tmpfs": ["/tmp:size=64m,mode=1777"],

@@ -8,10 +8,12 @@ from __future__ import annotations
 import re
 import shlex
 from functools import cache
+from importlib import resources
 from typing import Any
 
 import jinja2
 
+from stackgen.constants import CLIENT_ADDRESS_HEADER
 from stackgen.generate.context import Context
 from stackgen.generate.files import RenderedFile
 
@@ -74,10 +76,16 @@ def template(name: str, ctx: Context, **extra: Any) -> bytes:
     return text.encode()
 
 
+def static_blueprint(name: str) -> bytes:
+    """A blueprint shipped as it is written (no values: `node-red/shield.js`, configured by settings.js)."""
+    return (resources.files("stackgen.generate") / "blueprints" / name).read_bytes()
+
+
 def config_files(ctx: Context) -> list[RenderedFile]:
     """The files the services read (everything rendered except compose.yaml itself)."""
     files = [
-        RenderedFile("node-red/settings.js", template("node-red/settings.js.j2", ctx)),
+        RenderedFile("node-red/settings.js", template("node-red/settings.js.j2", ctx, client_header=CLIENT_ADDRESS_HEADER)),
+        RenderedFile("node-red/shield.js", static_blueprint("node-red/shield.js")),
         RenderedFile("edge/entrypoint.sh", template("edge/entrypoint.sh.j2", ctx), 0o755),
         RenderedFile("README.md", template("stack/README.md.j2", ctx)),
     ]

@@ -329,6 +329,10 @@ def verify_archive(path: Path) -> dict[str, Any]:
                         digest.update(chunk)
                     digest = digest.hexdigest()
                 seen[info.name] = _entry(info, digest)
+            # tarfile ends its iteration quietly when a truncated stream stops at a member boundary; the
+            # gzip stream must still reach its end-of-stream marker.
+            while archive.fileobj.read(1 << 20):
+                pass
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
         raise BackupError(f"{path}: not a readable backup archive ({exc.__class__.__name__}: {exc})") from None
     if manifest is None or manifest.get("format") != FORMAT:

@@ -206,7 +206,15 @@ def check_settings_js(stack: Stack, text: str, base_text: str) -> None:
         assert lex.js_string_value(root) == node_red.editor.path
     else:
         assert (root.kind, root.text) == ("ident", "false")
-    if node_red.http_node_auth:
+    if node_red.http_node_auth and node_red.login_shield.enabled:
+        # The login shield's list form: httpNodeAuth: [shield.httpNode, shield.basicAuth("user", "hash")].
+        calls = [i for i, t in enumerate(tokens[:-5]) if t.kind == "ident" and t.text == "basicAuth" and tokens[i + 1].text == "("]
+        assert len(calls) == 1
+        at = calls[0]
+        assert [tokens[at + 3].text, tokens[at + 5].text] == [",", ")"]
+        assert lex.js_string_value(tokens[at + 2]) == node_red.http_node_auth.user
+        assert lex.js_string_value(tokens[at + 4]) == node_red.http_node_auth.password_hash
+    elif node_red.http_node_auth:
         assert [lex.js_string_value(t) for t in lex.js_property(tokens, "user")] == [node_red.http_node_auth.user]
         assert [lex.js_string_value(t) for t in lex.js_property(tokens, "pass")] == [node_red.http_node_auth.password_hash]
 

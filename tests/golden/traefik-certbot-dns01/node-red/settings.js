@@ -11,6 +11,17 @@ function secret(name) {
     return fs.readFileSync("/run/secrets/" + name, "utf8").trim();
 }
 
+// The login shield (shield.js, docs/shield.md): failed logins counted per client address (the one the
+// edge asserts in X-Real-IP); after `attempts` failures within the window, that address's login
+// attempts get 429 + Retry-After for the ban, before Node-RED checks a password. Others are unaffected.
+const shield = require("./shield.js")({
+    attempts: 5,
+    window_seconds: 600,
+    ban_seconds: 900,
+    max_clients: 10000,
+    client_header: "X-Real-IP"
+});
+
 module.exports = {
     uiHost: "0.0.0.0",
     uiPort: 1880,
@@ -20,6 +31,7 @@ module.exports = {
 
     // The editor and admin API.
     httpAdminRoot: "/",
+    httpAdminMiddleware: shield.admin,
     adminAuth: {
         type: "credentials",
         users: [{

@@ -1,0 +1,173 @@
+"""The login shield against real running stacks (Caddy and NGINX; Traefik is held statically in
+tests/unit/generate/test_login_shield.py): a client rotating user names gets 429 after `attempts` failures,
+headers it forges do not reset or evade the count, and the right password still works from a clean
+address during that client's ban. Also measured: the login attempts before the first 429.
+
+Traffic only to our own containers: the guessing client is a probe container on a network this test
+creates, joined by the stack's edge; the clean address is the host's loopback, through the published port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+
+import pytest
+
+from stackgen.spec import LoginShield
+from stackgen.stackdir import load_stack
+from tests.images.build import pinned
+from tests.integration.harness import PASSWORD, LiveStack, start_stack, stop_stack
+
+pytestmark = pytest.mark.engine
+
+ATTEMPTS = 12  # more than the default limit (5): the count must stop them
+PROBES: list = []  # probe containers, removed with their network
+
+# Runs in a probe container (the Node-RED image has node): POSTs login attempts to the edge and prints one
+# JSON line (the json-file log driver drops a trailing partial line).
+PROBE = r"""
+const https = require("https");
+const plan = JSON.parse(process.env.PLAN);
+function attempt(step) {
+    const body = new URLSearchParams({client_id: "node-red-admin", grant_type: "password", scope: "*",
+        username: step.user, password: step.password}).toString();
+    const post = (step.method || "POST") === "POST";
+    const headers = Object.assign({"Host": plan.host}, post ? {"Content-Type": "application/x-www-form-urlencoded",
+        "Content-Length": Buffer.byteLength(body)} : {}, step.headers || {});
+    return new Promise((resolve) => {
+        const req = https.request({host: plan.address, port: plan.port, servername: plan.host, method: step.method || "POST",
+            path: step.path || plan.login, headers: headers, rejectUnauthorized: false, timeout: 15000}, (res) => {
+            res.resume();
+            res.on("end", () => resolve({status: res.statusCode, retry_after: res.headers["retry-after"] || null}));
+        });
+        req.on("error", (e) => resolve({status: 0, error: String(e)}));
+        req.on("timeout", () => req.destroy(new Error("timeout")));
+        if (post) { req.end(body); } else { req.end(); }
+    });
+}
+(async () => {
+    const results = [];
+    for (const step of plan.steps) { results.push(await attempt(step)); }
+    console.log(JSON.stringify(results));
+    // Keep this address taken while another probe runs (the engine would hand it to the next container).
+    setTimeout(() => {}, plan.linger || 0);
+})();
+"""
+
+
+def admin_root(stack: LiveStack) -> str:
+    spec = load_stack(stack.directory)
+    path = spec.node_red.editor.path
+    return "" if path == "/" else path.rstrip("/")
+
+
+@pytest.fixture(scope="module", params=["caddy", "nginx"])
+def shielded(request, engine, local_images, tmp_path_factory):
+    live = start_stack(engine, tmp_path_factory.mktemp(f"shield-{request.param}"), request.param)
+    live.admin_root = admin_root(live)
+    yield live
+    stop_stack(live)
+
+
+@contextlib.contextmanager
+def outsiders(stack: LiveStack):
+    """A network of this test's own that probe clients and the stack's edge share (a fresh address space each time)."""
+    network = stack.engine.networks.create(f"{stack.project}-out-{secrets.token_hex(3)}", driver="bridge", labels={"org.stackgen.test": stack.project})
+    network.connect(stack.container("edge"))
+    try:
+        yield network
+    finally:
+        while PROBES:
+            with contextlib.suppress(Exception):
+                PROBES.pop().remove(force=True)
+        try:
+            network.disconnect(stack.container("edge"), force=True)
+        finally:
+            network.remove()
+
+
+def probe(stack: LiveStack, network, steps: list[dict], linger: float = 0) -> tuple[list[dict], str]:
+    """Run `steps` from a fresh probe container on `network`: its results, and its address there.
+    `linger`: the container keeps its address that many seconds after its last step (it is removed by then)."""
+    stack.container("edge").reload()
+    edge_address = stack.container("edge").attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+    plan = {"address": edge_address, "port": 8443, "host": stack.domain, "login": f"{stack.admin_root}/auth/token",
+            "steps": steps, "linger": int(linger * 1000)}
+    container = stack.engine.containers.create(
+        pinned("node-red"), entrypoint=["node", "-e", PROBE], environment={"PLAN": json.dumps(plan)},
+        network=network.name, name=f"{stack.project}-probe-{secrets.token_hex(3)}", user="1000:1000",
+        labels={"org.stackgen.test": stack.project},
+    )
+    if linger:
+        PROBES.append(container)
+    container.start()
+    container.reload()
+    address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+    deadline = time.monotonic() + 120
+    output: list[str] = []
+    while time.monotonic() < deadline:
+        output = container.logs(stdout=True, stderr=False).decode().strip().splitlines()
+        container.reload()
+        if output or container.status == "exited":
+            break
+        time.sleep(0.2)
+    if not linger:
+        container.remove(force=True)
+    assert output, "the probe printed nothing"
+    return json.loads(output[-1]), address
+
+
+def node_red_events(stack: LiveStack, client: str) -> list[dict]:
+    lines = stack.container("node-red").logs(stdout=True, stderr=False).decode("utf-8", "replace").splitlines()
+    events = [json.loads(line) for line in lines if line.startswith("{") and '"event":"stackgen.login_' in line]
+    return [e for e in events if e["client"] == client or e["client"].startswith("198.51.100.")]
+
+
+def test_rotating_user_names_get_429_and_forged_headers_do_not_help(shielded: LiveStack):
+    stack = shielded
+    limit = LoginShield().attempts
+    steps = []
+    for n in range(ATTEMPTS):
+        forged = f"198.51.100.{n + 1}"  # a new "address" with every attempt: it must not start a new count
+        steps.append({
+            "user": f"guess{n}", "password": "wrong",
+            "headers": {"X-Real-IP": forged, "X-Forwarded-For": forged, "X-Stackgen-Client": forged, "Forwarded": f"for={forged}"},
+        })
+    steps.append({"user": "admin", "password": PASSWORD, "headers": {"X-Real-IP": "127.0.0.1", "X-Forwarded-For": "127.0.0.1"}})
+    steps.append({"method": "GET", "path": "/"})  # not a login: never refused by the shield
+    with outsiders(stack) as network:
+        results, address = probe(stack, network, steps)
+        statuses = [r["status"] for r in results]
+        first = statuses.index(429) if 429 in statuses else None
+        print(f"\n[{stack.edge}] login attempts before the first 429: {first} (statuses {statuses})")
+        assert first == limit, statuses
+        assert all(s in (401, 403, 500) for s in statuses[:limit]), statuses
+        assert set(statuses[limit:ATTEMPTS + 1]) == {429}, "the ban holds for every later attempt, the right password included"
+        assert statuses[-1] not in (0, 429), statuses
+        retry = int(results[limit]["retry_after"])
+        assert 0 < retry <= LoginShield().ban_seconds
+
+        # A clean address (the host, through the published port) logs in with the right password during the ban.
+        assert stack.token()
+
+    time.sleep(0.5)
+    events = node_red_events(stack, address)
+    assert not any(e["client"].startswith("198.51.100.") for e in events), "a forged header was counted as the client"
+    failures = [e for e in events if e["event"] == "stackgen.login_failure"]
+    bans = [e for e in events if e["event"] == "stackgen.login_ban"]
+    assert len(failures) == limit and {e["status"] for e in failures} <= {401, 403, 500}, events
+    assert len(bans) == 1 and bans[0]["ban_seconds"] == LoginShield().ban_seconds
+
+
+def test_a_second_outsider_is_not_affected_by_the_first_ones_ban(shielded: LiveStack):
+    stack = shielded
+    limit = LoginShield().attempts
+    with outsiders(stack) as network:
+        guesses, first = probe(stack, network, [{"user": f"x{n}", "password": "wrong"} for n in range(limit + 1)], linger=60)
+        assert guesses[-1]["status"] == 429
+        clean, second = probe(stack, network, [{"user": "admin", "password": PASSWORD}])
+        assert second != first
+        assert clean[0]["status"] == 200, clean
