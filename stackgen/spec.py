@@ -227,18 +227,84 @@ class BasicAuth(StrictModel):
         return value
 
 
+# Who may reach the editor by default: loopback, RFC 1918, the CGNAT range (Tailscale), IPv6 ULA.
+PRIVATE_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+# Everyone: the two networks that open the editor to the internet.
+EVERYONE = ("0.0.0.0/0", "::/0")
+# At most this many networks: each becomes a line in the edge's config.
+_MAX_ALLOW = 64
+
+
 class Editor(StrictModel):
-    """Node-RED's editor and admin API."""
+    """Node-RED's editor and admin API (httpAdminRoot): everything under `path`, and everything on `host`.
+
+    The edge answers 403 to editor traffic from a client address outside `allow`; HTTP-in endpoints
+    and the dashboard (httpNodeRoot, `/`) stay public.
+    """
 
     enabled: bool = Field(True, description="Serve the flow editor and admin API. Off: flows are fixed, nothing can be authored remotely.")
-    path: str = Field("/", description="URL path of the editor (httpAdminRoot).")
+    path: str = Field(
+        "/editor",
+        description="URL path of the editor and its admin API (httpAdminRoot: /editor/flows, /editor/comms, /editor/auth/...). "
+        "The edge matches this one prefix. `/` makes the whole site the editor's: then nothing is public.",
+    )
+    allow: list[str] = Field(
+        default_factory=lambda: list(PRIVATE_NETWORKS),
+        description="Client networks (CIDR, IPv4 or IPv6) that may reach the editor and admin API; others get 403 from the edge. "
+        "Default: private and VPN ranges only (loopback, RFC 1918, 100.64.0.0/10 as Tailscale uses, fc00::/7). "
+        "[0.0.0.0/0, ::/0] opens the editor to everyone (the password is then its only guard).",
+    )
+    host: str | None = Field(
+        None,
+        description="A host name that is the editor's alone: every request to it is editor traffic (held to `allow`). "
+        "Must be one of `domains`, or a name a wildcard in `domains` covers (the certificate must cover it).",
+    )
 
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
         if not _EDITOR_PATH.fullmatch(value):
-            raise ValueError("must be an absolute URL path such as / or /admin")
+            raise ValueError("must be an absolute URL path such as /editor or /admin")
         return value
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("an empty list locks everyone out of the editor: set enabled: false instead")
+        if len(value) > _MAX_ALLOW:
+            raise ValueError(f"at most {_MAX_ALLOW} networks")
+        cleaned: list[str] = []
+        for raw in value:
+            # Digits, hex, `:`, `.` and `/` only (fullmatch): no scope (%eth0), no space, nothing a config reads as syntax.
+            if not re.fullmatch(r"[0-9A-Fa-f:./]+", raw):
+                raise ValueError(f"{raw!r} is not a network such as 192.168.0.0/16 or fd00::/8")
+            try:
+                network = ipaddress.ip_network(raw, strict=False)  # 10.1.2.3/8 is 10.0.0.0/8; a bare address is /32 or /128
+            except ValueError:
+                raise ValueError(f"{raw!r} is not a network such as 192.168.0.0/16 or fd00::/8") from None
+            if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped:
+                raise ValueError(f"{raw!r}: write IPv4-mapped networks as IPv4 (the edges see IPv4 clients as IPv4)")
+            name = str(network)
+            if name in cleaned:
+                raise ValueError(f"{raw!r}: duplicate network ({name})")
+            cleaned.append(name)
+        return cleaned
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = value.strip().lower().rstrip(".")
+        if len(name) > 253 or name.startswith("*.") or not _HOSTNAME.fullmatch(name) or _is_ip_like(name):
+            raise ValueError(f"{value!r} is not a host name (no wildcard, no IP address)")
+        return name
+
+    @property
+    def open_to_everyone(self) -> bool:
+        """True when `allow` holds all of IPv4 and all of IPv6."""
+        return all(net in self.allow for net in EVERYONE)
 
 
 class LoginShield(StrictModel):
@@ -431,6 +497,12 @@ class Stack(StrictModel):
                     f"Node-RED {major}.x publishes no {self.platform} image (only {', '.join(sorted(platforms))}); "
                     f"use {newest} or leave version unset",
                 )
+        editor_host = self.node_red.editor.host
+        if editor_host is not None and not any(_covers(d, editor_host) for d in self.domains):
+            raise FieldError(
+                ("node_red", "editor", "host"),
+                f"{editor_host} is not one of domains, nor covered by a wildcard in domains: the certificate would not cover it",
+            )
         if self.tls.mode == "edge-acme" and self.edge == "nginx":
             raise FieldError(("tls", "mode"), "edge-acme needs an edge with a built-in ACME client (caddy or traefik); nginx has none")
         return self
@@ -439,6 +511,14 @@ class Stack(StrictModel):
     def cert_name(self) -> str:
         """certbot's lineage name: the first domain without a wildcard prefix."""
         return self.domains[0].removeprefix("*.")
+
+
+def _covers(domain: str, name: str) -> bool:
+    """True when a certificate for `domain` (a name or `*.` one label) covers `name`."""
+    if domain.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == domain[2:]
+    return domain == name
 
 
 def _is_ip_like(name: str) -> bool:

@@ -58,6 +58,8 @@ FLAG_OF_FIELD = {
     ("node_red", "admin_user"): "--admin-user",
     ("node_red", "admin_password_hash"): "--admin-password-file",
     ("node_red", "editor", "path"): "--editor-path",
+    ("node_red", "editor", "allow"): "--editor-allow",
+    ("node_red", "editor", "host"): "--editor-host",
     ("node_red", "egress"): "--egress",
     ("timezone",): "--timezone",
 }
@@ -116,7 +118,16 @@ def init(
     http_port: Annotated[int, typer.Option(help="Host HTTP port.")] = 80,
     https_port: Annotated[int, typer.Option(help="Host HTTPS port.")] = 443,
     egress: Annotated[bool, typer.Option("--egress/--no-egress", help="Allow Node-RED outbound connections.")] = False,
-    editor_path: Annotated[str, typer.Option(help="URL path of the Node-RED editor.")] = "/",
+    editor_path: Annotated[str | None, typer.Option(help="URL path of the Node-RED editor and admin API (default /editor).")] = None,
+    editor_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--editor-allow",
+            help="Client network (CIDR) that may reach the editor; repeat for more. 'private' = loopback, RFC 1918, "
+            "100.64.0.0/10 (Tailscale), fc00::/7 (the default); 'everyone' = 0.0.0.0/0 and ::/0.",
+        ),
+    ] = None,
+    editor_host: Annotated[str | None, typer.Option(help="A host name (one of the domains, or covered by a wildcard) that is the editor's alone.")] = None,
     timezone: Annotated[str, typer.Option(help="Time zone of the containers.")] = "Etc/UTC",
     image_node_red: Annotated[str | None, typer.Option(help="Node-RED image override.")] = None,
     image_edge: Annotated[str | None, typer.Option(help="Edge image override.")] = None,
@@ -155,6 +166,21 @@ def init(
         else:
             password = typer.prompt("Node-RED admin password", hide_input=True, confirmation_prompt=True)
             passwords.check_password(password, "admin password")
+        if editor_allow:
+            allow = _allow_networks(editor_allow)
+        elif non_interactive:
+            allow = None
+        else:
+            answer = typer.prompt(
+                "Networks that may reach the editor (CIDRs, comma-separated; 'private' = LAN and VPN ranges, 'everyone')",
+                default="private",
+            )
+            allow = _allow_networks([part for part in re.split(r"[,\s]+", answer) if part])
+        editor: dict[str, object] = {"host": editor_host}
+        if editor_path is not None:
+            editor["path"] = editor_path
+        if allow is not None:
+            editor["allow"] = allow
         spec = {
             "project": project or _default_project(directory),
             "domains": domains,
@@ -176,7 +202,7 @@ def init(
             "node_red": {
                 "admin_user": admin_user,
                 "admin_password_hash": passwords.hash_password(password),
-                "editor": {"path": editor_path},
+                "editor": editor,
                 "egress": egress,
             },
             "timezone": timezone,
@@ -191,11 +217,25 @@ def init(
         raise fail(str(exc)) from None
     out.print(f"[green]created[/] {directory}/stack.yaml")
     _report(directory, result)
+    if stack.node_red.editor.enabled and stack.node_red.editor.open_to_everyone:
+        err.print("[yellow]warning:[/] the editor and admin API are open to everyone (node_red.editor.allow has 0.0.0.0/0 and ::/0): "
+                  "the admin password is their only guard. Narrow it to your LAN or VPN (--editor-allow private).", highlight=False)
     from stackgen.generate.render import version_notes
 
     for note in version_notes(stack):
         out.print(f"[yellow]note[/] {note}", highlight=False)
     out.print(f"next: [bold]stackgen up {directory}[/]  (or docker compose -f {directory}/compose.yaml up -d --wait)")
+
+
+def _allow_networks(values: list[str]) -> list[str]:
+    """--editor-allow values: CIDRs, or the words `private` and `everyone` (the spec validates the CIDRs)."""
+    from stackgen.spec import EVERYONE, PRIVATE_NETWORKS
+
+    words = {"private": PRIVATE_NETWORKS, "everyone": EVERYONE}
+    networks: list[str] = []
+    for value in values:
+        networks.extend(words.get(value.strip().lower(), (value,)))
+    return networks
 
 
 def _abs(path: Path | None) -> str | None:

@@ -154,6 +154,41 @@ class Context:
         return editor.path if editor.enabled else False
 
     @property
+    def editor_gated(self) -> bool:
+        """True when the edge holds editor traffic to `node_red.editor.allow` (the editor is served)."""
+        return self.s.node_red.editor.enabled
+
+    @property
+    def editor_prefix(self) -> str:
+        """The one path prefix of the editor and its admin API (/comms, /auth, /flows, /red...): httpAdminRoot."""
+        return self.s.node_red.editor.path
+
+    @property
+    def editor_whole_site(self) -> bool:
+        """The editor at `/`: Node-RED serves editor and endpoints from one root, so every request is editor traffic."""
+        return self.editor_prefix == "/"
+
+    @property
+    def editor_prefix_stem(self) -> str:
+        """The prefix without a trailing slash (empty for `/`): regular expressions add `(/|$)`, so `/` matches every path."""
+        return self.editor_prefix.rstrip("/")
+
+    @property
+    def editor_prefix_glob(self) -> str:
+        """Everything below the prefix, as Caddy's path matcher writes it (`/editor/*`; `/*` for `/`)."""
+        return self.editor_prefix_stem + "/*"
+
+    @property
+    def editor_allow(self) -> list[str]:
+        """Client networks that may reach the editor (normalised CIDRs)."""
+        return self.s.node_red.editor.allow
+
+    @property
+    def editor_host(self) -> str | None:
+        """A host name that is the editor's alone (all of it is editor traffic), if any."""
+        return self.s.node_red.editor.host
+
+    @property
     def nginx_names_bucket(self) -> int:
         """NGINX's server_names_hash_bucket_size: a power of two that holds the longest name (and its overhead)."""
         size = 64

@@ -29,6 +29,12 @@ VARIANTS = {
     "high-ports": {"ports": {"bind_address": "::1", "http": 8080, "https": 8443}},
     # The longest valid host name (253 characters): NGINX's default names hash refused far shorter ones.
     "longest-name": {"domains": [".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 57, "org"])]},
+    # The editor gate (node_red.editor): its own host, networks of both families, dots in the prefix; and the editor at /.
+    "editor-host": {"domains": ["nodered.example.org", "editor.example.org"],
+                    "node_red": {"admin_password_hash": EXAMPLE_HASH,
+                                 "editor": {"path": "/red.v2", "host": "editor.example.org",
+                                            "allow": ["192.168.1.7/32", "10.0.0.0/8", "2001:db8::/32", "::1/128"]}}},
+    "editor-root": {"node_red": {"admin_password_hash": EXAMPLE_HASH, "editor": {"path": "/", "allow": ["0.0.0.0/0", "::/0"]}}},
 }
 
 

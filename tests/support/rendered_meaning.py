@@ -252,10 +252,21 @@ def check_caddyfile(stack: Stack, text: str, base_text: str, bootstrap: bool) ->
         cert, key = tls_paths(stack)
         assert _caddy_directive(lines, "tls") == [[cert, key, "{"]]
     assert _caddy_directive(lines, "@unknown") == [["not", "host", *stack.domains]]
+    editor = stack.node_red.editor
+    if editor.enabled:
+        gates = [[t.text for t in line[2:]] for line in lines if [t.text for t in line[:2]] == ["not", "remote_ip"]]
+        assert gates and all(gate == editor.allow for gate in gates), "every editor matcher holds node_red.editor.allow"
 
 
 def _nginx_shape(directives: list[lex.Directive]) -> list[tuple]:
-    return [(d.name, len(d.words), tuple(w.quoted for w in d.words), d.end, d.context) for d in directives]
+    # Inside geo and map blocks the first word of an entry is data (a network, a pattern, a host), not a directive.
+    return [(_entry_name(d), len(d.words), tuple(w.quoted for w in d.words), d.end, d.context) for d in directives]
+
+
+def _entry_name(directive: lex.Directive) -> str:
+    if directive.context and directive.context[-1] in ("geo", "map") and directive.name != "default":
+        return "<entry>"
+    return directive.name
 
 
 def check_nginx(stack: Stack, text: str, base_text: str, bootstrap: bool) -> None:
@@ -266,6 +277,13 @@ def check_nginx(stack: Stack, text: str, base_text: str, bootstrap: bool) -> Non
     names = [d.args for d in directives if d.name == "server_name" and d.args != ["_"]]
     assert names == [stack.domains]
     assert not any(name.startswith("~") for name in names[0]), "a server_name starting with ~ is a regular expression"
+    editor = stack.node_red.editor
+    if editor.enabled:
+        networks = [d.name for d in directives if d.context and d.context[-1] == "geo" and d.name != "default"]
+        assert networks == editor.allow, "geo lists node_red.editor.allow"
+        hosts = [d.name for d in directives if d.context[-1:] == ("map",) and d.name not in ("default",) and d.args == ["1"]
+                 and "." in d.name and not d.name.startswith("~")]
+        assert hosts == ([editor.host] if editor.host else []), "the editor's host map holds node_red.editor.host"
     cert, key = tls_paths(stack)
     for directive, path in (("ssl_certificate", cert), ("ssl_certificate_key", key)):
         args = [d.args for d in directives if d.name == directive]
@@ -284,6 +302,9 @@ def check_traefik(stack: Stack, files: dict[str, str], base: dict[str, str]) -> 
             rule = document["http"]["routers"]["node-red"]["rule"]
             assert rule == traefik_rule(stack.domains)
             assert len(re.findall(r"`[^`]*`", rule)) == len(stack.domains), "one string literal per domain in the rule"
+            if stack.node_red.editor.enabled:
+                allowed = document["http"]["middlewares"]["editor-allow"]["ipAllowList"]["sourceRange"]
+                assert allowed == stack.node_red.editor.allow, "the editor's ipAllowList holds node_red.editor.allow"
         else:
             acme = (document.get("certificatesResolvers") or {}).get("acme", {}).get("acme")
             if stack.tls.mode == "edge-acme":

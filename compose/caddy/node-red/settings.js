@@ -30,7 +30,7 @@ module.exports = {
     credentialSecret: secret("node_red_credential_secret"),
 
     // The editor and admin API.
-    httpAdminRoot: "/",
+    httpAdminRoot: "/editor",
     httpAdminMiddleware: shield.admin,
     adminAuth: {
         type: "credentials",

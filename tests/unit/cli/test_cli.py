@@ -54,7 +54,7 @@ def test_password_from_stdin(tmp_path: Path):
 
 def test_interactive_prompts(tmp_path: Path):
     directory = tmp_path / "x"
-    answers = "nodered.example.org\nops@example.org\nnginx\n\n\nsecret-password\nsecret-password\n"
+    answers = "nodered.example.org\nops@example.org\nnginx\n\n\nsecret-password\nsecret-password\n\n"
     result = runner.invoke(app, ["init", str(directory)], input=answers)
     assert result.exit_code == 0, result.output
     assert "edge: nginx" in (directory / "stack.yaml").read_text()
@@ -181,3 +181,43 @@ def test_bad_stack_yaml_names_file_and_line(tmp_path: Path, pw: Path):
 def test_generate_without_spec(tmp_path: Path):
     result = runner.invoke(app, ["generate", str(tmp_path)])
     assert result.exit_code == 2 and "stack.yaml: not found" in result.output
+
+
+def test_init_keeps_the_editor_private_by_default(tmp_path: Path, pw: Path):
+    from stackgen.stackdir import load_stack
+
+    directory = tmp_path / "x"
+    result = runner.invoke(app, init_args(directory, pw))
+    assert result.exit_code == 0, result.output
+    editor = load_stack(directory).node_red.editor
+    assert editor.path == "/editor" and not editor.open_to_everyone and "open to everyone" not in result.output
+
+
+def test_init_editor_allow_flags_and_the_warning_when_open_to_everyone(tmp_path: Path, pw: Path):
+    from stackgen.stackdir import load_stack
+
+    directory = tmp_path / "x"
+    result = runner.invoke(app, init_args(directory, pw, "--editor-allow", "192.168.1.0/24", "--editor-allow", "fd7a:115c:a1e0::/48"))
+    assert result.exit_code == 0, result.output
+    assert load_stack(directory).node_red.editor.allow == ["192.168.1.0/24", "fd7a:115c:a1e0::/48"]
+    opened = runner.invoke(app, init_args(tmp_path / "y", pw, "--editor-allow", "everyone"))
+    assert opened.exit_code == 0, opened.output
+    assert load_stack(tmp_path / "y").node_red.editor.open_to_everyone
+    assert "open to everyone" in opened.output
+
+
+def test_init_refuses_a_bad_network_naming_the_flag(tmp_path: Path, pw: Path):
+    result = runner.invoke(app, init_args(tmp_path / "x", pw, "--editor-allow", "10.0.0.0/33"))
+    assert result.exit_code == 2 and "--editor-allow" in result.output
+    host = runner.invoke(app, init_args(tmp_path / "y", pw, "--editor-host", "other.example.org"))
+    assert host.exit_code == 2 and "--editor-host" in host.output
+
+
+def test_init_asks_who_may_reach_the_editor(tmp_path: Path):
+    directory = tmp_path / "x"
+    answers = "nodered.example.org\nops@example.org\ncaddy\n\n\nsecret-password\nsecret-password\n10.0.0.0/8, 100.64.0.0/10\n"
+    result = runner.invoke(app, ["init", str(directory)], input=answers)
+    assert result.exit_code == 0, result.output
+    from stackgen.stackdir import load_stack
+
+    assert load_stack(directory).node_red.editor.allow == ["10.0.0.0/8", "100.64.0.0/10"]

@@ -84,7 +84,7 @@ def test_settings_js_has_admin_auth_and_reads_secret_from_file():
     assert golden.EXAMPLE_HASH in settings
     assert 'secret("node_red_credential_secret")' in settings
     assert "projects: { enabled: false }" in settings
-    assert 'httpAdminRoot: "/"' in settings
+    assert 'httpAdminRoot: "/editor"' in settings and 'httpNodeRoot: "/"' in settings
 
 
 def test_non_default_https_port_reaches_redirects():

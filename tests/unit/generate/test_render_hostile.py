@@ -141,6 +141,9 @@ FIELDS: dict[tuple[str, ...], Entry] = {
     ("node_red", "http_node_auth", "user"): Entry(("dash", "a.b@c_d-e")),
     ("node_red", "http_node_auth", "password_hash"): Entry((EXAMPLE_HASH,)),
     ("node_red", "editor", "path"): Entry(("/", "/admin", "/admin/flows-1.v2~x")),
+    ("node_red", "editor", "allow"): Entry(("10.0.0.0/8", "::1/128", "fd00::/8", "192.168.1.7/32", "2001:db8::/32", "0.0.0.0/0"),
+                                           near=("10.0.0.0/33", "fe80::/64%eth0")),
+    ("node_red", "editor", "host"): Entry(("flows.example.org", "nodered.example.org"), near=("*.example.org", "flows.example.org.x")),
     ("node_red", "extra_nodes"): Entry(("node-red-dashboard", "@flowfuse/node-red-dashboard@^1.2.3", "node-red-contrib-x@>=1.0.0<2||3.x")),
     ("node_red", "base_image"): Entry(IMAGES),
     ("node_red", "memory_limit"): Entry(("384m", "1g", "65536k")),
@@ -210,7 +213,7 @@ def base_spec(edge: str, mode: str) -> dict:
         "node_red": {
             "admin_password_hash": EXAMPLE_HASH,
             "http_node_auth": {"user": "dash", "password_hash": EXAMPLE_HASH},
-            "editor": {"path": "/admin"},
+            "editor": {"path": "/admin", "allow": ["10.0.0.0/8", "fd00::/8"], "host": domains[1]},
             "extra_nodes": ["node-red-dashboard", "node-red-contrib-modbus@5.0.0"],
             "memory_limit": "384m",
         },
@@ -253,6 +256,8 @@ def test_plain_stacks_at_the_edge_of_every_range_render_faithfully(edge, mode):
             value = max(entry.valid, key=len)
             if path == ("domains",):
                 value = [spec["domains"][0], value.lower().rstrip(".")]
+            elif path == ("node_red", "editor", "allow"):
+                value = sorted(entry.valid, key=len)[-2:]  # as many as the plain file has: one line holds them
             elif path == ("node_red", "extra_nodes"):
                 value = list(entry.valid)
             elif path == ("node_red", "version"):
@@ -267,7 +272,9 @@ def judge(path: tuple[str, ...], edge: str, mode: str, value: Any) -> str:
     spec = base_spec(edge, mode)
     baseline = Stack.model_validate(spec)
     if spec_string_fields()[path] == "list":
-        value = [value] + list(spec["domains"] if path == ("domains",) else spec["node_red"]["extra_nodes"])[1:]
+        lists = {("domains",): spec["domains"], ("node_red", "extra_nodes"): spec["node_red"]["extra_nodes"],
+                 ("node_red", "editor", "allow"): spec["node_red"]["editor"]["allow"]}
+        value = [value] + list(lists[path])[1:]
     try:
         stack = Stack.model_validate(with_value(spec, path, value))
     except ValidationError as exc:
@@ -325,7 +332,9 @@ def test_every_interpolation_in_a_config_blueprint_is_a_token_or_json():
             if name.endswith("settings.js.j2"):
                 assert re.search(r"\|\s*tojson$", expression), f"{name}: {{{{ {expression} }}}}"
             elif expression != "host_rule":  # built in the template from `d | token`
-                assert re.search(r"\|\s*(token|tojson)$|map\(\"token\"\)", expression), f"{name}: {{{{ {expression} }}}}"
+                # A token may go on to have its dots escaped for a regular expression (nginx, Traefik).
+                plain = re.sub(r'\s*\|\s*replace\("\.", "\\\\\."\)$', "", expression)
+                assert re.search(r"\|\s*(token|tojson)$|map\(\"token\"\)", plain), f"{name}: {{{{ {expression} }}}}"
     assert found > 30
 
 

@@ -31,8 +31,15 @@ def test_every_service_carries_an_inputs_label_and_rendering_is_stable():
 def test_a_settings_change_recreates_node_red_only():
     stack = golden_stack("caddy", "certbot-http01")
     edited = stack.model_copy(deep=True)
-    edited.node_red.editor.path = "/admin"
+    edited.node_red.admin_user = "ops"
     assert changed(stack, edited) == {"node-red"}
+
+
+def test_an_editor_path_change_recreates_node_red_and_the_edge_that_gates_it():
+    stack = golden_stack("caddy", "certbot-http01")
+    edited = stack.model_copy(deep=True)
+    edited.node_red.editor.path = "/admin"
+    assert changed(stack, edited) == {"node-red", "edge"}
 
 
 def test_a_renewal_interval_change_recreates_certbot_only():
