@@ -110,6 +110,9 @@ def start_stack(engine, workdir: Path, edge: str) -> LiveStack:
             "--acme-directory", acme.DIRECTORY_URL, "--ca-bundle", str(ca_bundle),
             "--bind-address", "127.0.0.1", "--http-port", str(http_port), "--https-port", str(https_port),
             "--image-node-red", pinned("node-red"), "--image-edge", pinned(edge), "--image-certbot", pinned("certbot"),
+            # The editor where these tests address it (the default moved to /editor); the host's probes arrive from
+            # the published port's bridge gateway, a private address inside node_red.editor.allow's default.
+            "--editor-path", "/",
         ],
     )
     assert result.exit_code == 0, result.output
