@@ -102,7 +102,8 @@ def up() -> int:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     stack = stackdir.load_stack(directory)
-    response = probes.https_request("127.0.0.1", stack.ports.https, DOMAIN, "/", cafile=str(root))
+    editor = stack.node_red.editor.path.rstrip("/") + "/"  # the editor's own prefix (default /editor/)
+    response = probes.https_request("127.0.0.1", stack.ports.https, DOMAIN, editor, cafile=str(root))
     # The certificate is issued: the local CA leaves the project's network, so that the stack on it is
     # exactly what compose.yaml declares (a running `verify --live` reports any other container as SG201).
     # A later `make demo` reconnects it (for a new certificate); renewal is 60 days away.
@@ -112,10 +113,11 @@ def up() -> int:
     print()
     print(f"stackgen demo is up ({result.seconds:.0f}s): verified HTTPS {response.status}, "
           f"certificate for {', '.join(response.names)} (serial {response.serial})")
-    print(f"  URL:        https://{DOMAIN}:{stack.ports.https}/   (HTTP on :{stack.ports.http} redirects)")
+    print(f"  editor:     https://{DOMAIN}:{stack.ports.https}{editor}   (HTTP on :{stack.ports.http} redirects; "
+          f"from {', '.join(stack.node_red.editor.allow)} only)")
     print(f"  log in:     user admin, password in {DEMO / 'admin-password'}")
     print(f"  trust CA:   {root}  (the local ACME CA that issued the certificate; import it in your browser)")
-    print(f"  try:        curl --cacert {root} https://{DOMAIN}:{stack.ports.https}/")
+    print(f"  try:        curl --cacert {root} https://{DOMAIN}:{stack.ports.https}{editor}")
     print(f"  verify:     .venv/bin/stackgen verify {directory / 'compose.yaml'}")
     print(f"  live:       .venv/bin/stackgen verify --live {directory} --ca-file {root}")
     print(f"              (just ran: {len(active)} finding(s), {len(live.matrix)} reachability cells, exit {live.exit_code})")
