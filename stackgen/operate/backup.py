@@ -22,6 +22,7 @@ directory from the restored stack.yaml (`stackgen generate`).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -310,7 +311,9 @@ def verify_archive(path: Path) -> dict[str, Any]:
     seen: dict[str, dict[str, Any]] = {}
     manifest = None
     try:
-        with tarfile.open(path, mode="r|gz") as archive:
+        # gzip.open, not tarfile's own "r|gz": GzipFile raises at a missing end-of-stream marker, where tarfile
+        # ends its iteration quietly when a truncated stream stops at a member boundary.
+        with gzip.open(path, "rb") as compressed, tarfile.open(fileobj=compressed, mode="r|") as archive:
             for info in archive:
                 if info.name == MANIFEST:
                     manifest = json.loads(archive.extractfile(info).read())
@@ -329,9 +332,7 @@ def verify_archive(path: Path) -> dict[str, Any]:
                         digest.update(chunk)
                     digest = digest.hexdigest()
                 seen[info.name] = _entry(info, digest)
-            # tarfile ends its iteration quietly when a truncated stream stops at a member boundary; the
-            # gzip stream must still reach its end-of-stream marker.
-            while archive.fileobj.read(1 << 20):
+            while compressed.read(1 << 20):  # to the gzip stream's end: a truncated one raises EOFError here
                 pass
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
         raise BackupError(f"{path}: not a readable backup archive ({exc.__class__.__name__}: {exc})") from None

@@ -126,6 +126,22 @@ def node_red_events(stack: LiveStack, client: str) -> list[dict]:
     return [e for e in events if e["client"] == client or e["client"].startswith("198.51.100.")]
 
 
+def edge_access_log(stack: LiveStack, client: str) -> list[int]:
+    """The statuses the edge's JSON access log records for `client` (Caddy: request.remote_ip; NGINX: client)."""
+    statuses = []
+    for line in stack.container("edge").logs(stdout=True, stderr=True).decode("utf-8", "replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        address = record.get("client") or (record.get("request") or {}).get("remote_ip")
+        if address == client and "status" in record:
+            statuses.append(int(record["status"]))
+    return statuses
+
+
 def test_rotating_user_names_get_429_and_forged_headers_do_not_help(shielded: LiveStack):
     stack = shielded
     limit = LoginShield().attempts
@@ -160,6 +176,8 @@ def test_rotating_user_names_get_429_and_forged_headers_do_not_help(shielded: Li
     bans = [e for e in events if e["event"] == "stackgen.login_ban"]
     assert len(failures) == limit and {e["status"] for e in failures} <= {401, 403, 500}, events
     assert len(bans) == 1 and bans[0]["ban_seconds"] == LoginShield().ban_seconds
+    # The edge's JSON access log names the client and the statuses (what fail2ban/CrowdSec could read there too).
+    assert edge_access_log(stack, address).count(429) >= ATTEMPTS - limit
 
 
 def test_a_second_outsider_is_not_affected_by_the_first_ones_ban(shielded: LiveStack):

@@ -123,6 +123,7 @@ def test_node_loads_settings_js_with_the_intended_values(engine, local_images, t
     secret.chmod(0o644)
     probe = ("const s=require('/conf/settings.js');console.log(JSON.stringify({root:s.httpAdminRoot,"
              "user:s.adminAuth.users[0].username,hash:s.adminAuth.users[0].password,node:s.httpNodeAuth||null,"
+             "nodeKinds:Array.isArray(s.httpNodeAuth)?s.httpNodeAuth.map(f=>typeof f):null,adminMw:typeof s.httpAdminMiddleware,"
              "tele:s.telemetryEnabled,secret:s.credentialSecret}))")
     out = run(engine, "node-red", ["node", "-e", probe],
               {str(tmp_path / "node-red"): {"bind": "/conf", "mode": "ro"},
@@ -131,5 +132,10 @@ def test_node_loads_settings_js_with_the_intended_values(engine, local_images, t
     assert loaded["root"] == spec.node_red.editor.path
     assert loaded["user"] == spec.node_red.admin_user and loaded["hash"] == spec.node_red.admin_password_hash
     assert loaded["tele"] is False and loaded["secret"] == "s3cret"
-    if spec.node_red.http_node_auth:
+    # The login shield (on by default): Node-RED's admin middleware, and first of httpNodeAuth's list (the basic-auth
+    # check that follows it holds the user and hash in a closure; test_render_hostile checks them in the text).
+    assert loaded["adminMw"] == ("function" if spec.node_red.login_shield.enabled else "undefined")
+    if spec.node_red.http_node_auth and spec.node_red.login_shield.enabled:
+        assert loaded["nodeKinds"] == ["function", "function"]
+    elif spec.node_red.http_node_auth:
         assert loaded["node"] == {"user": spec.node_red.http_node_auth.user, "pass": spec.node_red.http_node_auth.password_hash}
