@@ -189,3 +189,71 @@ def test_a_second_outsider_is_not_affected_by_the_first_ones_ban(shielded: LiveS
         clean, second = probe(stack, network, [{"user": "admin", "password": PASSWORD}])
         assert second != first
         assert clean[0]["status"] == 200, clean
+
+
+# Runs inside the Node-RED container: basic-auth requests to Node-RED itself, as the edge would send them.
+BASIC_PROBE = r"""
+const http = require("http");
+const steps = JSON.parse(process.env.STEPS);
+function get(step) {
+    return new Promise((resolve) => {
+        const headers = {"X-Real-IP": step.client};
+        if (step.creds) { headers.Authorization = "Basic " + Buffer.from(step.creds).toString("base64"); }
+        http.get({host: "127.0.0.1", port: 1880, path: "/", headers: headers, timeout: 15000}, (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode));
+        }).on("error", () => resolve(0));
+    });
+}
+(async () => { const out = []; for (const s of steps) { out.push(await get(s)); } console.log(JSON.stringify(out)); })();
+"""
+
+
+def test_http_node_basic_auth_is_shielded_in_a_real_node_red(engine, local_images, tmp_path):
+    """`http_node_auth` set: the shield and its basic-auth check run in Node-RED itself (bcrypt found through
+    Node-RED's install), 429 after the limit for that address, the right password works from another."""
+    from stackgen.generate.render import render
+    from stackgen.spec import Stack
+    from tests.golden import EXAMPLE_HASH  # bcrypt of "change-me-please"
+
+    spec = Stack.model_validate({
+        "project": "shield-basic", "domains": ["nodered.example.org"], "email": "ops@example.org",
+        "node_red": {"admin_password_hash": EXAMPLE_HASH, "http_node_auth": {"user": "viewer", "password_hash": EXAMPLE_HASH}},
+    })
+    for item in render(spec):
+        if item.path.startswith("node-red/"):
+            (tmp_path / item.path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / item.path).write_bytes(item.content)
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o644)
+    node_red = engine.containers.run(
+        pinned("node-red"), ["--settings", "/etc/stackgen/node-red/settings.js"], detach=True, user="1000:1000",
+        read_only=True, tmpfs={"/tmp": "size=64m,mode=1777", "/data": "size=64m,uid=1000,gid=1000"}, cap_drop=["ALL"],
+        security_opt=["no-new-privileges:true"], network_mode="none", labels={"org.stackgen.test": "shield-basic"},
+        volumes={str(tmp_path / "node-red"): {"bind": "/etc/stackgen/node-red", "mode": "ro"},
+                 str(secret): {"bind": "/run/secrets/node_red_credential_secret", "mode": "ro"}},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if node_red.exec_run(["wget", "-qO-", "http://127.0.0.1:1880/editor/"]).exit_code == 0:
+                break
+            time.sleep(0.5)
+        limit = LoginShield().attempts
+        steps = [{"client": "203.0.113.9", "creds": "viewer:wrong"}] * limit + [
+            {"client": "203.0.113.9", "creds": "viewer:change-me-please"},  # banned address: 429 even when right
+            {"client": "203.0.113.9"},  # no credentials: not a login attempt, the usual 401 prompt
+            {"client": "203.0.113.10", "creds": "viewer:change-me-please"},  # another address: through
+            {"client": "203.0.113.10", "creds": "admin:change-me-please"},  # wrong user: 401
+        ]
+        result = node_red.exec_run(["node", "-e", BASIC_PROBE], environment={"STEPS": json.dumps(steps)})
+        statuses = json.loads(result.output.decode().strip().splitlines()[-1])
+        logs = node_red.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+    finally:
+        node_red.remove(force=True)
+    assert statuses[:limit] == [401] * limit, statuses
+    assert statuses[limit:limit + 2] == [429, 401], statuses
+    assert statuses[limit + 2] not in (0, 401, 429), statuses  # past the auth: Node-RED's own answer (404, no flows)
+    assert statuses[limit + 3] == 401, statuses
+    assert '"event":"stackgen.login_ban","client":"203.0.113.9","surface":"http-node"' in logs
