@@ -51,6 +51,9 @@ function get(path) {
 
 EDITOR_PATHS = ["/editor/", "/editor/flows", "/EDITOR/flows", "/editor/settings", "/x/../editor/flows", "/editor//flows"]
 ENDPOINT = "/stackgen-endpoint-probe"
+# Dot segments the edge resolves before matching (to a public path) while Node-RED's router sees them raw: they
+# must not reach an admin route (whose answer without a token would be Node-RED's 401).
+DOT_SEGMENTS = ["/editor/../flows", "/editor/%2e%2e/flows", "/editor/./../settings"]
 
 
 @contextlib.contextmanager
@@ -123,11 +126,13 @@ def gated(request, engine, local_images, tmp_path_factory):
 
 def test_the_editor_is_refused_from_outside_allow_and_endpoints_still_reach_node_red(gated):
     live, inside, outside = gated
-    results = probe(live, outside, [*EDITOR_PATHS, ENDPOINT])
+    results = probe(live, outside, [*EDITOR_PATHS, ENDPOINT, *DOT_SEGMENTS])
     for path in EDITOR_PATHS:
         assert results[path]["status"] == 403, results[path]
     # Node-RED (Express) answers an unknown endpoint itself: the edge passed it through.
     assert results[ENDPOINT]["status"] == 404 and "Cannot GET" in results[ENDPOINT]["body"], results[ENDPOINT]
+    for path in DOT_SEGMENTS:
+        assert results[path]["status"] not in (200, 401), results[path]
 
 
 def test_the_editor_answers_inside_allow(gated):
