@@ -27,6 +27,7 @@ __all__ = [
     "Healthcheck",
     "Logging",
     "Suppression",
+    "NodeRedSettings",
     "Service",
     "Network",
     "Volume",
@@ -178,6 +179,23 @@ class Suppression:
 
 
 @dataclass(slots=True)
+class NodeRedSettings:
+    """What a Node-RED service's settings.js says about its editor, as far as a loader could read it.
+
+    `path` is the file inside the container (`--settings`, else the user directory's settings.js);
+    `host_file` the host file it is bind-mounted from (named as findings name files), when known.
+    `admin_auth` is None when the file was not read (in a volume or the image, outside the project,
+    missing): unknown, not absent."""
+
+    path: str
+    host_file: str | None = None
+    admin_auth: bool | None = None  # an uncommented `adminAuth` key with a value (not null/false)
+    admin_root: str | None = None  # where the editor and admin API are served (`httpAdminRoot`, "/" by default)
+    editor_off: bool = False  # `httpAdminRoot: false`: no editor and no admin API at all
+    src: Source | None = None  # where adminAuth is set, when it is
+
+
+@dataclass(slots=True)
 class Service:
     """One service (container), normalised; every field in one canonical form."""
 
@@ -216,6 +234,7 @@ class Service:
     environment: dict[str, str | None] = field(default_factory=dict)
     env_src: dict[str, Source] = field(default_factory=dict)
     use_api_socket: bool = False
+    node_red_settings: NodeRedSettings | None = None  # Node-RED only; filled by the compose loader
     extensions: dict[str, Any] = field(default_factory=dict)
     suppressions: list[Suppression] = field(default_factory=list)
     src: Source | None = None  # where the service is defined

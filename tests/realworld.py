@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus" / "realworld"
 
 # Rules whose verdict depends on which service is the edge, Node-RED, the certificate writer or a database.
-JUDGED = frozenset({"SG020", "SG021", "SG040"} | {f"SG1{n:02d}" for n in range(1, 12)})
+JUDGED = frozenset({"SG020", "SG021", "SG040"} | {f"SG1{n:02d}" for n in range(1, 13)})
 
 
 @dataclass

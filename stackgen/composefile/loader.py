@@ -28,6 +28,7 @@ from stackgen.composefile.env import MISSING_CONTEXT, chain, interpolate, note_m
 from stackgen.composefile.finalise import _finalise
 from stackgen.composefile.fragments import _check_top, _fragment_as_compose
 from stackgen.composefile.merge import _apply_profiles, _merge_service, _merge_top
+from stackgen.composefile.node_red_settings import attach_node_red_settings
 from stackgen.composefile.paths import _HOME, DEFAULT_FILES, _display, _real, find_compose_files
 from stackgen.composefile.to_topology import build_topology, from_compose_json, parse_bytes
 from stackgen.composefile.yaml_loader import ComposeError, PMap, parse_yaml, pos_of
@@ -68,6 +69,7 @@ def load_compose(
         MISSING_CONTEXT.reset(token)
     topo = build_topology(model, names)
     topo.missing_context = list(notes)
+    attach_node_red_settings(topo, model, Path(project_dir) if project_dir else _real(Path(files[0])).parent)
     return topo
 
 

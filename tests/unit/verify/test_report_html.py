@@ -153,7 +153,7 @@ def test_forum_stack_node_red_published_on_all_interfaces(tmp_path):
     assert {"SG102", "SG018", "SG020"} <= set(rules_in(node_red))
     first = node_red.find_all("li", "finding")[0]
     assert first.attrs["data-severity"] == "critical" and "Remove Node-RED's `ports:`" in first.text
-    assert "1 crit" in svg.find("g", "service", data_key="node-red").find("a", "badge").text
+    assert "2 crit" in svg.find("g", "service", data_key="node-red").find("a", "badge").text  # SG102, SG112
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.compose.yaml")))
