@@ -408,6 +408,113 @@ class NodeRed(StrictModel):
         return value
 
 
+# Several Node-RED instances (format version 2). The instance a version 1 file describes is named `node-red`,
+# and keeps the names such a stack always had (service node-red, network internal, volume node-red-data).
+DEFAULT_INSTANCE = "node-red"
+MAX_INSTANCES = 32
+# A Compose service, network, volume and secret name, a directory and an NGINX variable (with - as _) once
+# prefixed: lowercase letters and digits in words joined by single hyphens, at most 24.
+_INSTANCE_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+
+
+def instance_service(name: str) -> str:
+    """The Compose service (and configuration directory) of the instance called `name`."""
+    return DEFAULT_INSTANCE if name == DEFAULT_INSTANCE else f"{DEFAULT_INSTANCE}-{name}"
+
+
+class Instance(NodeRed):
+    """One Node-RED of several: the `node_red` settings, plus a name, the host names routed to it and its image.
+
+    Each instance gets its own internal network shared only with the edge, its own data volume, credential
+    secret and admin password: no instance can reach another."""
+
+    name: str = Field(
+        ...,
+        description="Instance name: lowercase letters and digits, words joined by single hyphens (at most 24). Its service is "
+        "`node-red-<name>` (`node-red` keeps the names of a one-instance stack), its volume `<service>-data`, its network `internal-<name>`.",
+    )
+    domains: list[str] = Field(
+        ..., min_length=1,
+        description="Host names the edge routes to this instance (no wildcard; no name of another instance). "
+        "Each must be one of the stack's `domains` or covered by a wildcard there: the one certificate covers them all.",
+    )
+    image: str | None = Field(
+        None, description="Image override for this instance (what `images.node_red` is to a one-instance stack). Unset: the official image of `version`.",
+    )
+    credential_secret_file: str = Field(
+        "secrets/node_red_credential_secret",
+        description="File holding this instance's credentialSecret. Default: secrets/<service with _>_credential_secret "
+        "(secrets/node_red_<name>_credential_secret); no two instances share one.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_default(cls, data: object) -> object:
+        name = data.get("name") if isinstance(data, dict) else None
+        if isinstance(name, str) and _INSTANCE_NAME.fullmatch(name) and "credential_secret_file" not in data:  # else `name` is blamed
+            data = {**data, "credential_secret_file": "secrets/" + instance_service(data["name"]).replace("-", "_") + "_credential_secret"}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if len(value) > 24 or not _INSTANCE_NAME.fullmatch(value):
+            raise ValueError(f"{value!r}: lowercase letters and digits, words joined by single hyphens, starting with a letter, at most 24")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        cleaned = []
+        for raw in value:
+            name = raw.strip().lower().rstrip(".")
+            if name.startswith("*."):
+                raise ValueError(f"{raw!r}: an instance's host names are exact names (a wildcard belongs in the stack's domains, the certificate)")
+            if len(name) > 253 or not _HOSTNAME.fullmatch(name) or _is_ip_like(name):
+                raise ValueError(f"{raw!r} is not a valid host name")
+            cleaned.append(name)
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("duplicate domain")
+        return cleaned
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        return _image(value)
+
+    @property
+    def service(self) -> str:
+        return instance_service(self.name)
+
+    @property
+    def is_default(self) -> bool:
+        """The instance of a one-instance stack keeps that stack's names."""
+        return self.name == DEFAULT_INSTANCE
+
+    @property
+    def data_volume(self) -> str:
+        return f"{self.service}-data"
+
+    @property
+    def secret_name(self) -> str:
+        """The compose secret (always mounted as /run/secrets/node_red_credential_secret inside)."""
+        return self.service.replace("-", "_") + "_credential_secret"
+
+    @property
+    def internal_network(self) -> str:
+        return "internal" if self.is_default else f"internal-{self.name}"
+
+    @property
+    def egress_network(self) -> str:
+        return "egress" if self.is_default else f"egress-{self.name}"
+
+    @property
+    def hosts(self) -> list[str]:
+        """Every host name routed to this instance: its domains, and its editor's host."""
+        extra = self.editor.host
+        return list(self.domains) + ([extra] if extra and extra not in self.domains else [])
+
+
 class Logging(StrictModel):
     """Container log rotation (json-file). Unset values depend on platform: SD cards wear out."""
 
@@ -431,16 +538,28 @@ class Stack(StrictModel):
         json_schema_extra={"$id": "https://stackgen.dev/schema/stack-v1.json", "title": "stackgen stack.yaml"},
     )
 
-    version: Literal[1] = Field(SPEC_VERSION, description="Version of this file's format.")
+    version: Literal[1, 2] = Field(
+        SPEC_VERSION,
+        description="Version of this file's format: 1, one Node-RED (`node_red`); 2, several (`instances`).",
+    )
     project: str = Field(..., description="Compose project name (lowercase letters, digits, - and _).")
-    domains: list[str] = Field(..., min_length=1, description="Host names the edge serves; the first names the certificate.")
+    domains: list[str] = Field(
+        ..., min_length=1,
+        description="Host names the edge serves; the first names the certificate, which covers them all. With `instances`, "
+        "every instance's host names must be here (or under a wildcard here), and every name here belongs to an instance.",
+    )
     email: str = Field(..., description="ACME account e-mail (expiry notices).")
     edge: Edge = Field("caddy", description="The edge proxy: the only published service.")
     tls: Tls = Field(default_factory=Tls, description="Certificates.")
     ports: Ports = Field(default_factory=Ports, description="Published ports of the edge.")
     platform: Platform = Field("linux/amd64", description="Target platform (Raspberry Pi: linux/arm64 or linux/arm/v7).")
     images: Images = Field(default_factory=Images, description="Image overrides.")
-    node_red: NodeRed = Field(..., description="Node-RED.")
+    node_red: NodeRed | None = Field(None, description="Node-RED (version 1: the stack's one instance). Required in version 1.")
+    instances: list[Instance] | None = Field(
+        None, min_length=1, max_length=MAX_INSTANCES,
+        description="Version 2: several Node-RED instances behind the one edge and certificate, each isolated from the others. "
+        "Required in version 2 (instead of `node_red`).",
+    )
     timezone: str = Field("Etc/UTC", description="TZ of the containers.")
     logging: Logging = Field(default_factory=Logging, description="Log rotation.")
 
@@ -481,28 +600,48 @@ class Stack(StrictModel):
         return value
 
     @model_validator(mode="after")
+    def _shape(self) -> Self:
+        """Version 1 has `node_red`, version 2 `instances`: each refuses the other's key, naming it."""
+        if self.version == 1:
+            if self.instances is not None:
+                raise FieldError(("instances",), "several Node-RED instances need `version: 2` (a version 1 file has `node_red`)")
+            if self.node_red is None:
+                raise FieldError(("node_red",), "required (or, with version: 2, `instances`)")
+        else:
+            if self.node_red is not None:
+                raise FieldError(("node_red",), "version 2 lists `instances` (each holds these settings); it has no `node_red`")
+            if self.instances is None:
+                raise FieldError(("instances",), "required with version: 2 (a list of Node-RED instances)")
+            if self.images.node_red is not None:
+                raise FieldError(("images", "node_red"), "version 2: each instance has its own image (instances[].image)")
+        return self
+
+    @model_validator(mode="after")
     def _combinations(self) -> Self:
         wildcard = [d for d in self.domains if d.startswith("*.")]
         if wildcard and self.tls.mode not in ("certbot-dns01", "files"):
             where = ("domains", self.domains.index(wildcard[0]))
             raise FieldError(where, f"wildcard domain {wildcard[0]} needs tls.mode certbot-dns01 (HTTP-01 cannot prove a wildcard)")
-        if self.node_red.version and not self.images.node_red:
-            major = int(self.node_red.version.split(".", 1)[0])
-            contract = load_contract("node-red")
-            platforms = contract.platforms_of_major(major)
-            if platforms is not None and not contract.major_runs_on(major, self.platform):
-                newest = load_contract("node-red").tag_for(self.platform).tag
+        for where, node_red, image in self._node_red_settings():
+            if node_red.version and not image:
+                major = int(node_red.version.split(".", 1)[0])
+                contract = load_contract("node-red")
+                platforms = contract.platforms_of_major(major)
+                if platforms is not None and not contract.major_runs_on(major, self.platform):
+                    newest = load_contract("node-red").tag_for(self.platform).tag
+                    raise FieldError(
+                        (*where, "version"),
+                        f"Node-RED {major}.x publishes no {self.platform} image (only {', '.join(sorted(platforms))}); "
+                        f"use {newest} or leave version unset",
+                    )
+            editor_host = node_red.editor.host
+            if editor_host is not None and not any(_covers(d, editor_host) for d in self.domains):
                 raise FieldError(
-                    ("node_red", "version"),
-                    f"Node-RED {major}.x publishes no {self.platform} image (only {', '.join(sorted(platforms))}); "
-                    f"use {newest} or leave version unset",
+                    (*where, "editor", "host"),
+                    f"{editor_host} is not one of domains, nor covered by a wildcard in domains: the certificate would not cover it",
                 )
-        editor_host = self.node_red.editor.host
-        if editor_host is not None and not any(_covers(d, editor_host) for d in self.domains):
-            raise FieldError(
-                ("node_red", "editor", "host"),
-                f"{editor_host} is not one of domains, nor covered by a wildcard in domains: the certificate would not cover it",
-            )
+        if self.instances is not None:
+            self._check_instances(self.instances)
         if self.tls.mode == "edge-acme" and self.edge == "nginx":
             raise FieldError(("tls", "mode"), "edge-acme needs an edge with a built-in ACME client (caddy or traefik); nginx has none")
         return self
@@ -511,6 +650,59 @@ class Stack(StrictModel):
     def cert_name(self) -> str:
         """certbot's lineage name: the first domain without a wildcard prefix."""
         return self.domains[0].removeprefix("*.")
+
+    def _node_red_settings(self) -> list[tuple[tuple[str | int, ...], NodeRed, str | None]]:
+        """(where in the file, settings, image override) of each Node-RED."""
+        if self.instances is not None:
+            return [(("instances", i), inst, inst.image) for i, inst in enumerate(self.instances)]
+        return [(("node_red",), self.node_red, self.images.node_red)] if self.node_red is not None else []
+
+    def _check_instances(self, instances: list[Instance]) -> None:
+        """Names, secrets and host names each belong to one instance; the certificate covers every host name, and every
+        name it is for reaches an instance."""
+        owner: dict[str, tuple[str | int, ...]] = {}
+        seen_names: set[str] = set()
+        seen_secrets: dict[str, str] = {}
+        for i, inst in enumerate(instances):
+            if inst.name in seen_names:
+                raise FieldError(("instances", i, "name"), f"duplicate instance name {inst.name!r}")
+            seen_names.add(inst.name)
+            if inst.credential_secret_file in seen_secrets:
+                raise FieldError(("instances", i, "credential_secret_file"),
+                                 f"{inst.credential_secret_file} is already instance {seen_secrets[inst.credential_secret_file]}'s: "
+                                 "each instance has its own credential secret")
+            seen_secrets[inst.credential_secret_file] = inst.name
+            for j, host in enumerate(inst.domains):
+                where: tuple[str | int, ...] = ("instances", i, "domains", j)
+                if host in owner and owner[host][:2] != ("instances", i):
+                    raise FieldError(where, f"{host} already routes to instance {instances[int(owner[host][1])].name!r}")
+                if not any(_covers(d, host) for d in self.domains):
+                    raise FieldError(where, f"{host} is not one of the stack's domains, nor covered by a wildcard there: "
+                                            "the certificate would not cover it (add it to domains)")
+                owner.setdefault(host, where)
+            host = inst.editor.host
+            if host is not None and host in owner and owner[host][:2] != ("instances", i):
+                raise FieldError(("instances", i, "editor", "host"),
+                                 f"{host} already routes to instance {instances[int(owner[host][1])].name!r}")
+            if host is not None:
+                owner.setdefault(host, ("instances", i, "editor", "host"))
+        for k, domain in enumerate(self.domains):
+            if not domain.startswith("*.") and domain not in owner:
+                raise FieldError(("domains", k), f"{domain} routes to no instance: add it to an instance's domains, or remove it")
+
+    @property
+    def node_reds(self) -> list[Instance]:
+        """Every Node-RED of the stack: `instances`, or (version 1) `node_red` as the instance named node-red, serving every domain."""
+        if self.instances is not None:
+            return list(self.instances)
+        assert self.node_red is not None, "validated: version 1 has node_red"
+        return [Instance.model_construct(**dict(self.node_red), name=DEFAULT_INSTANCE, domains=list(self.domains), image=self.images.node_red)]
+
+    def view(self, instance: Instance) -> Stack:
+        """This stack as a version 1 stack of `instance` alone: what its settings.js and its service are rendered from
+        (a copy, not validated again: every part of it already was)."""
+        images = self.images.model_copy(update={"node_red": instance.image})
+        return self.model_copy(update={"version": 1, "instances": None, "node_red": instance, "images": images})
 
 
 def _covers(domain: str, name: str) -> bool:

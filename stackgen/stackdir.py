@@ -215,5 +215,8 @@ def dump_stack(stack: Stack) -> bytes:
     yaml.indent(mapping=2, sequence=4, offset=2)
     buffer = io.StringIO()
     buffer.write(SPEC_HEADER)
-    yaml.dump(stack.model_dump(mode="json", exclude_none=True), buffer)
+    data = stack.model_dump(mode="json", exclude_none=True)
+    # Each instance starts with what a reader looks for: its name and host names (the model lists them last).
+    data["instances"] = [{"name": e.pop("name"), "domains": e.pop("domains"), **e} for e in data.get("instances", [])] or None
+    yaml.dump({key: value for key, value in data.items() if value is not None}, buffer)
     return buffer.getvalue().encode()
