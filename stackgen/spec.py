@@ -696,6 +696,8 @@ class Stack(StrictModel):
         if self.instances is not None:
             return list(self.instances)
         assert self.node_red is not None, "validated: version 1 has node_red"
+        if isinstance(self.node_red, Instance):  # a view (`view`): that instance
+            return [self.node_red]
         return [Instance.model_construct(**dict(self.node_red), name=DEFAULT_INSTANCE, domains=list(self.domains), image=self.images.node_red)]
 
     def view(self, instance: Instance) -> Stack:

@@ -20,6 +20,7 @@ from stackgen.constants import (
     ROLE_LABEL,
     UPSTREAM_LABEL,
 )
+from stackgen.generate import instances
 from stackgen.generate.context import CERTBOT_UID, CPU_INDEX, EDGE_STOP_GRACE_SECONDS, EDGE_UID, Context, default_images
 from stackgen.generate.edges import EDGE_CONF_DIR
 from stackgen.generate.files import RenderedFile
@@ -265,6 +266,9 @@ def compose_document(ctx: Context, rendered: list[RenderedFile] | None = None) -
     if s.tls.mode == "certbot-dns01":
         assert s.tls.dns_credentials_file
         secrets["dns_credentials"] = {"file": host_path(s.tls.dns_credentials_file)}
+    if ctx.multi:  # several Node-RED instances: a service, network, volume and secret each (generate/instances.py)
+        instances.spread(ctx, services, networks, volumes, secrets, node_red_service, lambda view: default_images(view)["node-red"])
+        stamp_inputs(services, config_files(ctx) if rendered is None else rendered)
     meta: dict[str, Any] = {"generated-by": "stackgen", "spec": "stack.yaml", "edge": s.edge, "tls": s.tls.mode}
     if any("@sha256:" not in services[name]["image"] for name in services):
         # Visible as "suppressed" in verify's JSON/SARIF: the finding is real, and this is its plan.

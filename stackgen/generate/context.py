@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from stackgen.constants import CERTS_GID, HTTP_INSIDE, HTTPS_INSIDE, NODE_RED_PORT
+from stackgen.generate import instances
 from stackgen.generate.edges import DEPLOY_HOOK_WORDS, Edge, edge
-from stackgen.spec import Stack
+from stackgen.spec import Instance, Stack
 from stackgen.upstream.contracts import DnsPlugin, load_contract
 
 # Fixed identities. The edge reads the key through the supplementary group CERTS_GID.
@@ -52,10 +54,30 @@ class Context:
     """Values derived from the `Stack` that templates and the compose builder share."""
 
     stack: Stack
+    instance: str | None = None  # with `instances`: the instance whose version 1 view `s` is (default: the first)
 
     @property
     def s(self) -> Stack:
-        return self.stack
+        """The stack as blueprints read it: itself, or (several instances, generate/instances.py) one instance's view."""
+        return self.stack if self.stack.instances is None else self._view
+
+    @cached_property
+    def _view(self) -> Stack:
+        return instances.view(self.stack, self.instance)
+
+    @property
+    def multi(self) -> bool:
+        """Several Node-RED instances (format version 2): the edge routes each host name to its own."""
+        return self.stack.instances is not None
+
+    @cached_property
+    def routes(self) -> list[instances.Route]:
+        """Every instance as the edge sees it (a version 1 stack: one, with the names it always had)."""
+        return instances.routes(self)
+
+    def for_instance(self, inst: Instance) -> Context:
+        """What instance `inst`'s own files and service render from: the version 1 stack of it alone."""
+        return Context(self.stack.view(inst))
 
     http_inside: int = HTTP_INSIDE
     https_inside: int = HTTPS_INSIDE
@@ -155,7 +177,9 @@ class Context:
 
     @property
     def editor_gated(self) -> bool:
-        """True when the edge holds editor traffic to `node_red.editor.allow` (the editor is served)."""
+        """True when the edge holds editor traffic to `node_red.editor.allow` (the editor is served; several instances: any's)."""
+        if self.multi:
+            return any(route.editor_gated for route in self.routes)
         return self.s.node_red.editor.enabled
 
     @property

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 
 from stackgen.constants import CLIENT_ADDRESS_HEADER
+from stackgen.generate import instances
 from stackgen.generate.context import Context
 from stackgen.generate.files import RenderedFile
 
@@ -97,5 +98,7 @@ def config_files(ctx: Context) -> list[RenderedFile]:
         files.append(RenderedFile("certbot/deploy-hook.sh", template("certbot/deploy-hook.sh.j2", ctx), 0o755))
         if ctx.local_ca:
             files.append(RenderedFile("certbot/local_ca.py", template("certbot/local_ca.py.j2", ctx)))
+    if ctx.multi:  # several Node-RED instances: each renders its node-red files into its own directory
+        return instances.instance_files(ctx, files, config_files)
     return files
 
