@@ -28,6 +28,10 @@ Platform = Literal[PLATFORMS]  # type: ignore[valid-type]  # linux/amd64, linux/
 # upstream contract's (stackgen/upstream/contracts/certbot-dns.yaml), so the two cannot drift apart.
 DnsProvider = Literal[tuple(p.provider for p in load_contract("certbot-dns").plugins)]  # type: ignore[valid-type]
 
+# Where a stack runs: compose.yaml alone, or also compose.swarm.yaml (stackgen/generate/swarm.py).
+TARGETS = ("compose", "swarm")
+Target = Literal[TARGETS]  # type: ignore[valid-type]
+
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 
@@ -562,6 +566,19 @@ class Stack(StrictModel):
     )
     timezone: str = Field("Etc/UTC", description="TZ of the containers.")
     logging: Logging = Field(default_factory=Logging, description="Log rotation.")
+    target: Target = Field(
+        "compose",
+        description="Where the stack runs. compose: compose.yaml (`stackgen up`). swarm: compose.yaml and compose.swarm.yaml, "
+        "a stack file for `docker stack deploy` (docs/swarm.md says what Swarm cannot express). "
+        "`stackgen generate --target` overrides it for one run.",
+    )
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, value: object) -> object:
+        if value not in TARGETS:
+            raise ValueError(f"{value!r} is not a target: compose (compose.yaml) or swarm (compose.swarm.yaml, for docker stack deploy)")
+        return value
 
     @field_validator("project")
     @classmethod

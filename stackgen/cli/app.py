@@ -267,12 +267,20 @@ def _report(directory: Path, result) -> None:
 def generate(
     directory: Annotated[Path, typer.Argument(help="Stack directory holding stack.yaml.")] = Path("."),
     force: Annotated[bool, typer.Option(help="Overwrite files edited by hand (each is kept as a .bak backup).")] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(help="compose, or swarm: also write compose.swarm.yaml for `docker stack deploy` (docs/swarm.md). "
+                     "Default: stack.yaml's `target`."),
+    ] = None,
 ) -> None:
     """Re-render every file from stack.yaml; never silently overwrites a hand edit."""
     from stackgen.generate import files, workflow
+    from stackgen.spec import TARGETS
 
+    if target is not None and target not in TARGETS:
+        raise fail(f"--target: {target!r} is not a target: {' or '.join(TARGETS)}")
     try:
-        result = workflow.generate(directory, force=force)
+        result = workflow.generate(directory, force=force, target=target)
     except files.HandEditError as exc:
         for item in exc.plan.conflicts:
             err.print(item.diff(), markup=False, highlight=False)
@@ -283,6 +291,9 @@ def generate(
     changed = [f for f in result.plan.files if f.action is not files.Action.UNCHANGED]
     if not changed:
         out.print("up to date")
+    if any(f.path == "compose.swarm.yaml" and f.new is not None for f in result.plan.files):
+        out.print(f"swarm: label the nodes its header names, then [bold]docker stack deploy -c {directory}/compose.swarm.yaml STACK[/]",
+                  highlight=False)
 
 
 def _progress_table(current) -> Table:

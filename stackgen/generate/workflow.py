@@ -48,15 +48,23 @@ def check_references(stack: Stack, directory: Path) -> None:
             raise StackgenError(f"{directory / SPEC_NAME}: {field_name}: file not found: {path}")
 
 
-def generate(directory: Path, force: bool = False, stack: Stack | None = None) -> GenerateResult:
-    """Render every file from `stack.yaml` and write what changed. Hand edits stop it (or are backed up with force)."""
+def generate(directory: Path, force: bool = False, stack: Stack | None = None, target: str | None = None) -> GenerateResult:
+    """Render every file from `stack.yaml` and write what changed. Hand edits stop it (or are backed up with force).
+
+    `target`: the spec's `target` for this run (swarm: compose.swarm.yaml too). A compose.swarm.yaml written by an
+    earlier run and no longer asked for is removed like any file no longer rendered (kept if edited by hand), so no
+    stack file outlives the spec it was made from.
+    """
     stack = stack or load_stack(directory)
     check_references(stack, directory)
     rendered = render(stack)
+    swarm_warnings: list[str] = []
+    if (target or stack.target) == "swarm":
+        rendered, swarm_warnings = with_swarm_file(stack, directory, rendered)
     plan = files.plan(directory, rendered)
     if plan.conflicts and not force:
         raise files.HandEditError(plan)
-    result = GenerateResult(plan)
+    result = GenerateResult(plan, warnings=swarm_warnings)
     secret_path = _in(directory, stack.node_red.credential_secret_file)
     try:
         created, warning = files.ensure_secret(secret_path, lambda: secrets.token_hex(32).encode() + b"\n", NODE_RED_UID)
@@ -78,6 +86,25 @@ def generate(directory: Path, force: bool = False, stack: Stack | None = None) -
             result.warnings.append(warning)
     result.backups = files.apply(plan, rendered, force=force)
     return result
+
+
+def with_swarm_file(stack: Stack, directory: Path, rendered: list[files.RenderedFile]) -> tuple[list[files.RenderedFile], list[str]]:
+    """`rendered` plus compose.swarm.yaml (generate/swarm.py), transformed from the rendered compose.yaml.
+
+    The CA bundle the spec names is read here (it becomes a swarm config, named by its content); secrets are
+    never read: they stay file secrets."""
+    from stackgen.generate import swarm
+
+    known = list(rendered)
+    if stack.tls.ca_bundle:
+        path = _in(directory, stack.tls.ca_bundle)
+        try:
+            known.append(files.RenderedFile(stack.tls.ca_bundle, path.read_bytes()))
+        except OSError as exc:
+            raise StackgenError(f"{path}: tls.ca_bundle: cannot read ({exc.strerror})") from None
+    compose_yaml = next(f.content for f in rendered if f.path == "compose.yaml")
+    swarm_file, warnings = swarm.swarm_file(compose_yaml, known)
+    return sorted([*rendered, swarm_file], key=lambda f: f.path), warnings
 
 
 def _must_exist() -> bytes:

@@ -134,6 +134,7 @@ FIELDS: dict[tuple[str, ...], Entry] = {
     ("ports", "bind_address"): Entry(("127.0.0.1", "::1", "0.0.0.0", "fe80::1", "::ffff:192.0.2.1", "2001:db8::8"),
                                      near=("fe80::1%eth0",)),
     ("platform",): Entry(("linux/amd64", "linux/arm64", "linux/arm/v7")),
+    ("target",): Entry(("compose", "swarm")),
     ("images", "node_red"): Entry(IMAGES),
     ("images", "edge"): Entry(IMAGES),
     ("images", "certbot"): Entry(IMAGES, ("certbot-http01", "certbot-dns01", "internal")),
