@@ -10,11 +10,13 @@ Three layers, one report (judged by the one verify pipeline, `verify.pipeline.ve
    (routing table, a canary on a network of our own, a listener on the host's
    bridge gateway), where the key can be read, and what the edge serves
    (certificate, TLS versions, redirect, HSTS, admin auth, websockets).
-   The isolation probes (matrix, egress, keys) are in `isolation.py`; what the
-   edge serves is probed here.
+   The isolation probes (matrix, egress, keys) are in `isolation.py`; who may
+   reach the editor and who gets banned (the editor gate, the login shield,
+   forged client headers: SG313-SG316, `--probes all`) in `access_probes.py`;
+   what the edge serves is probed here.
 
-Probes only ever target loopback, the stack's own networks and the canary
-network the verifier creates (and removes); probe containers use an image the
+Probes only ever target loopback, the stack's own networks and the networks
+the verifier creates (and removes: the canary's, the access probes'); probe containers use an image the
 stack already has (Node-RED's, which has `node`), run as nobody, read-only,
 without capabilities, and are removed afterwards.
 """
@@ -33,6 +35,7 @@ from typing import Any
 from stackgen import engine as engines
 from stackgen.findings import Finding
 from stackgen.live import probes
+from stackgen.live.access_probes import access_probe
 from stackgen.live.isolation import Reach, egress, keys, matrix
 from stackgen.live.observe import observe, project_networks
 from stackgen.topology import Role, Service, Topology
@@ -70,6 +73,7 @@ class LiveContext:
     matrix: list[Reach] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     extra_subnets: list[str] = field(default_factory=list)  # the canary network's, while it exists
+    stack: Any = None  # the stack's spec (stackgen.spec.Stack), when stack.yaml was read
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def report(self, rule_id: str, service: str | None, message: str) -> None:
@@ -105,14 +109,14 @@ class LiveContext:
         return engines.service_container(self.engine, self.project, service)
 
     def addresses(self, service: str) -> dict[str, str]:
-        """network key -> IP of a service's container."""
+        """network key -> IP of a service's container, on the project's networks only (not the probes' own)."""
         container = self.container(service)
         if container is None:
             return {}
         found = {}
         for name, settings in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}).items():
-            key = next((k for k, a in self.networks.items() if a["Name"] == name), name)
-            if settings.get("IPAddress"):
+            key = next((k for k, a in self.networks.items() if a["Name"] == name), None)
+            if key is not None and settings.get("IPAddress"):
                 found[key] = settings["IPAddress"]
         return found
 
@@ -394,7 +398,7 @@ def verify_live(
     project = project or (stack.project if stack else None) or (declared.project if declared else None)
     if not project:
         raise StackgenError("verify --live needs a stack directory (with stack.yaml or compose.yaml) or --project NAME")
-    observed = observe(engine, project, declared)
+    observed = _without_probe_networks(engine, observe(engine, project, declared))
     if not observed.services:
         raise StackgenError(f"project {project}: no running containers (start it with `stackgen up`)")
     ctx = LiveContext(engine, project, observed, declared, project_networks(engine, project), ca_file=ca_file, min_days=min_days)
@@ -403,6 +407,7 @@ def verify_live(
         ctx.cert_name = stack.cert_name if stack.tls.mode != "files" else None
         ctx.editor_path = stack.node_red.editor.path if stack.node_red.editor.enabled else None
         ctx.egress_allowed = stack.node_red.egress
+        ctx.stack = stack
     elif declared is not None:
         ctx.egress_allowed = any(not declared.is_internal(n) for s in declared.by_role(Role.NODE_RED) for n in s.networks)
     judged = verify_topology(observed, policy, probes=lambda: _probe(ctx, probe_level))
@@ -411,15 +416,42 @@ def verify_live(
 
 
 def _probe(ctx: LiveContext, probe_level: str) -> list[Finding]:
-    """Run the probes `probe_level` asks for (all, cheap, none) at once; their findings."""
+    """Run the probes `probe_level` asks for (all, cheap, none) at once; their findings.
+
+    The access probes (their networks) run before the matrix, not beside it: whenever a network is created the
+    engine (20.10) deletes and re-inserts FORWARD's jump to its isolation chain, and a connection the matrix
+    opens in that instant crosses bridges (a false SG301)."""
     if probe_level != "none":
         with ThreadPoolExecutor(max_workers=8) as pool:
             jobs = [pool.submit(tls, ctx, pool), pool.submit(keys, ctx)]
             if probe_level == "all":
-                jobs += [pool.submit(matrix, ctx, pool), pool.submit(egress, ctx), pool.submit(tls_profile_probe, ctx)]
+                jobs += [pool.submit(_access_then_matrix, ctx, pool), pool.submit(egress, ctx), pool.submit(tls_profile_probe, ctx)]
             for job in jobs:
                 job.result()
     return ctx.findings
+
+
+def _access_then_matrix(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
+    access_probe(ctx)
+    matrix(ctx, pool)
+
+
+def _without_probe_networks(engine, observed: Topology) -> Topology:
+    """Another verifier's access probe may have the edge on its networks for a few seconds: not the stack's (no drift)."""
+    from stackgen.constants import PROBE_LABEL
+
+    foreign = [key for key, net in observed.networks.items() if not net.name.startswith(f"{observed.project}_")]
+    if not foreign:
+        return observed
+    try:
+        probing = {n.name for n in engine.networks.list(filters={"label": PROBE_LABEL})}
+    except Exception:  # noqa: BLE001 - then nothing is dropped
+        return observed
+    for key in [k for k in foreign if observed.networks[k].name in probing]:
+        del observed.networks[key]
+        for svc in observed.services.values():
+            svc.networks = tuple(n for n in svc.networks if n != key)
+    return observed
 
 
 def _declared(directory: Path | None, files: list[Path] | None):

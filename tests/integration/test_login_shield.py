@@ -4,7 +4,8 @@ headers it forges do not reset or evade the count, and the right password still 
 address during that client's ban. Also measured: the login attempts before the first 429.
 
 Traffic only to our own containers: the guessing client is a probe container on a network this test
-creates, joined by the stack's edge; the clean address is the host's loopback, through the published port.
+creates, joined by the stack's edge (`stackgen.live.access.ProbeNetwork`, the mechanism `verify --live` uses
+too); the clean address is the host's loopback, through the published port.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 
 import pytest
 
+from stackgen.live import access
 from stackgen.spec import LoginShield
 from stackgen.stackdir import load_stack
 from tests.images.build import pinned
@@ -24,38 +26,6 @@ from tests.integration.harness import PASSWORD, LiveStack, start_stack, stop_sta
 pytestmark = pytest.mark.engine
 
 ATTEMPTS = 12  # more than the default limit (5): the count must stop them
-PROBES: list = []  # probe containers, removed with their network
-
-# Runs in a probe container (the Node-RED image has node): POSTs login attempts to the edge and prints one
-# JSON line (the json-file log driver drops a trailing partial line).
-PROBE = r"""
-const https = require("https");
-const plan = JSON.parse(process.env.PLAN);
-function attempt(step) {
-    const body = new URLSearchParams({client_id: "node-red-admin", grant_type: "password", scope: "*",
-        username: step.user, password: step.password}).toString();
-    const post = (step.method || "POST") === "POST";
-    const headers = Object.assign({"Host": plan.host}, post ? {"Content-Type": "application/x-www-form-urlencoded",
-        "Content-Length": Buffer.byteLength(body)} : {}, step.headers || {});
-    return new Promise((resolve) => {
-        const req = https.request({host: plan.address, port: plan.port, servername: plan.host, method: step.method || "POST",
-            path: step.path || plan.login, headers: headers, rejectUnauthorized: false, timeout: 15000}, (res) => {
-            res.resume();
-            res.on("end", () => resolve({status: res.statusCode, retry_after: res.headers["retry-after"] || null}));
-        });
-        req.on("error", (e) => resolve({status: 0, error: String(e)}));
-        req.on("timeout", () => req.destroy(new Error("timeout")));
-        if (post) { req.end(body); } else { req.end(); }
-    });
-}
-(async () => {
-    const results = [];
-    for (const step of plan.steps) { results.push(await attempt(step)); }
-    console.log(JSON.stringify(results));
-    // Keep this address taken while another probe runs (the engine would hand it to the next container).
-    setTimeout(() => {}, plan.linger || 0);
-})();
-"""
 
 
 def admin_root(stack: LiveStack) -> str:
@@ -75,49 +45,19 @@ def shielded(request, engine, local_images, tmp_path_factory):
 @contextlib.contextmanager
 def outsiders(stack: LiveStack):
     """A network of this test's own that probe clients and the stack's edge share (a fresh address space each time)."""
-    network = stack.engine.networks.create(f"{stack.project}-out-{secrets.token_hex(3)}", driver="bridge", labels={"org.stackgen.test": stack.project})
-    network.connect(stack.container("edge"))
-    try:
+    with access.probe_network(stack.engine, f"{stack.project}-out-{secrets.token_hex(3)}", {"org.stackgen.test": stack.project}) as network:
+        network.attach(stack.container("edge"))
         yield network
-    finally:
-        while PROBES:
-            with contextlib.suppress(Exception):
-                PROBES.pop().remove(force=True)
-        try:
-            network.disconnect(stack.container("edge"), force=True)
-        finally:
-            network.remove()
 
 
-def probe(stack: LiveStack, network, steps: list[dict], linger: float = 0) -> tuple[list[dict], str]:
-    """Run `steps` from a fresh probe container on `network`: its results, and its address there.
-    `linger`: the container keeps its address that many seconds after its last step (it is removed by then)."""
-    stack.container("edge").reload()
-    edge_address = stack.container("edge").attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
-    plan = {"address": edge_address, "port": 8443, "host": stack.domain, "login": f"{stack.admin_root}/auth/token",
-            "steps": steps, "linger": int(linger * 1000)}
-    container = stack.engine.containers.create(
-        pinned("node-red"), entrypoint=["node", "-e", PROBE], environment={"PLAN": json.dumps(plan)},
-        network=network.name, name=f"{stack.project}-probe-{secrets.token_hex(3)}", user="1000:1000",
-        labels={"org.stackgen.test": stack.project},
-    )
-    if linger:
-        PROBES.append(container)
-    container.start()
-    container.reload()
-    address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
-    deadline = time.monotonic() + 120
-    output: list[str] = []
-    while time.monotonic() < deadline:
-        output = container.logs(stdout=True, stderr=False).decode().strip().splitlines()
-        container.reload()
-        if output or container.status == "exited":
-            break
-        time.sleep(0.2)
-    if not linger:
-        container.remove(force=True)
-    assert output, "the probe printed nothing"
-    return json.loads(output[-1]), address
+def probe(stack: LiveStack, network: access.ProbeNetwork, steps: list[dict]) -> tuple[list[access.Result], str]:
+    """Run `steps` from a new probe client on `network`: its results, and its address there. The client keeps its
+    address until the network goes, so the next client gets another one."""
+    login = f"{stack.admin_root}/auth/token"
+    requests = [access.login_step(login, step["user"], step["password"], step.get("headers")) if "user" in step else step
+                for step in steps]
+    client = network.client(pinned("node-red"), user="1000:1000")
+    return client.run(requests, host=stack.domain), client.address
 
 
 def node_red_events(stack: LiveStack, client: str) -> list[dict]:
@@ -156,14 +96,14 @@ def test_rotating_user_names_get_429_and_forged_headers_do_not_help(shielded: Li
     steps.append({"method": "GET", "path": "/"})  # not a login: never refused by the shield
     with outsiders(stack) as network:
         results, address = probe(stack, network, steps)
-        statuses = [r["status"] for r in results]
+        statuses = [r.status for r in results]
         first = statuses.index(429) if 429 in statuses else None
         print(f"\n[{stack.edge}] login attempts before the first 429: {first} (statuses {statuses})")
         assert first == limit, statuses
         assert all(s in (401, 403, 500) for s in statuses[:limit]), statuses
         assert set(statuses[limit:ATTEMPTS + 1]) == {429}, "the ban holds for every later attempt, the right password included"
         assert statuses[-1] not in (0, 429), statuses
-        retry = int(results[limit]["retry_after"])
+        retry = int(results[limit].retry_after)
         assert 0 < retry <= LoginShield().ban_seconds
 
         # A clean address (the host, through the published port) logs in with the right password during the ban.
@@ -184,11 +124,11 @@ def test_a_second_outsider_is_not_affected_by_the_first_ones_ban(shielded: LiveS
     stack = shielded
     limit = LoginShield().attempts
     with outsiders(stack) as network:
-        guesses, first = probe(stack, network, [{"user": f"x{n}", "password": "wrong"} for n in range(limit + 1)], linger=60)
-        assert guesses[-1]["status"] == 429
+        guesses, first = probe(stack, network, [{"user": f"x{n}", "password": "wrong"} for n in range(limit + 1)])
+        assert guesses[-1].status == 429
         clean, second = probe(stack, network, [{"user": "admin", "password": PASSWORD}])
         assert second != first
-        assert clean[0]["status"] == 200, clean
+        assert clean[0].status == 200, clean
 
 
 # Runs inside the Node-RED container: basic-auth requests to Node-RED itself, as the edge would send them.

@@ -222,5 +222,87 @@ TLS_PROFILE = Rule(
     kind="probe",
 )
 
+EDITOR_EXPOSED = Rule(
+    id="SG313",
+    name="editor-exposed",
+    severity=Severity.HIGH,
+    title="The editor or its admin API answers a client outside node_red.editor.allow",
+    why="""Whoever logs in to the editor runs code on the host's Node-RED, and bots try every new host within minutes.
+    The edge must answer 403 to editor traffic (the editor's prefix, its admin API, `/flows`, `/settings`, and the
+    same paths in other case or with `..` and `//`) from any client outside `node_red.editor.allow`, before a password
+    is ever tried. Probed from a network the verifier creates with a subnet outside allow (198.18.0.0/15, the
+    benchmarking range); an allow list open to everyone is reported from the configuration.""",
+    bad="""
+        # from 198.18.7.23 (outside allow): GET /editor/flows -> 401 (Node-RED's own answer: the edge let it through)
+        # node_red.editor.allow: [0.0.0.0/0, ::/0]
+    """,
+    good="""
+        # from 198.18.7.23: GET /editor/, /editor/flows, /EDITOR/flows, /x/../editor/flows -> 403 from the edge
+    """,
+    fix="""Keep node_red.editor.allow to the networks you edit from (private and VPN ranges by default) and regenerate
+    the edge config (`stackgen generate`); the finding names the paths that got through.""",
+    kind="probe",
+)
+
+ENDPOINTS_REFUSED = Rule(
+    id="SG314",
+    name="endpoints-refused",
+    severity=Severity.LOW,
+    title="An HTTP endpoint outside the editor's prefix does not reach Node-RED from outside allow",
+    why="""The editor is private, the flows' HTTP endpoints and the dashboard are public: the edge must hold only the
+    editor's prefix to `allow`. An edge that refuses every path to outsiders breaks the endpoints, and a 403 on the
+    editor then proves nothing about the gate.""",
+    bad="""
+        # from 198.18.7.23: GET /stackgen-probe-1a2b -> 403 from the edge
+    """,
+    good="""
+        # from 198.18.7.23: GET /stackgen-probe-1a2b -> 404 "Cannot GET" (Node-RED's own answer)
+    """,
+    fix="Match only node_red.editor.path (and node_red.editor.host) in the edge's editor gate; regenerate the edge config (`stackgen generate`).",
+    kind="probe",
+)
+
+LOGIN_NOT_THROTTLED = Rule(
+    id="SG315",
+    name="login-not-throttled",
+    severity=Severity.HIGH,
+    title="Repeated failed logins from one address are not answered 429 with Retry-After",
+    why="""Node-RED's own throttle counts attempts per user name: a client that rotates user names guesses without
+    limit. The login shield (docs/shield.md) counts failed logins per client address and answers 429 with Retry-After
+    after `node_red.login_shield.attempts` failures. Probed with failed logins from a throwaway address of the
+    verifier's own (which it thereby bans), a new user name each time.""",
+    bad="""
+        # 7 failed logins from 172.20.4.9 with rotating user names -> 403 403 403 403 403 403 403
+    """,
+    good="""
+        # 5 failed logins -> 403 x5, then 429 with Retry-After: 900, and the ban holds
+    """,
+    fix="""Set node_red.login_shield.enabled: true (the default) and regenerate (`stackgen generate`); settings.js must
+    load shield.js as httpAdminMiddleware. Restart node-red.""",
+    kind="probe",
+)
+
+CLIENT_ADDRESS_FORGEABLE = Rule(
+    id="SG316",
+    name="client-address-forgeable",
+    severity=Severity.HIGH,
+    title="A client's own X-Forwarded-For, X-Real-IP or Forwarded header moves it past the editor gate or the login shield",
+    why="""The edge is the first hop: the client's address is the TCP peer, and a forwarded-for header a client sends
+    names whatever it likes. An edge that judges the editor gate on such a header, or passes it on as the X-Real-IP the
+    shield counts, lets a client claim an allowed address or a fresh one for every guess. Counting the edge's own
+    address instead of the client's is as bad the other way: one guesser bans everyone's logins.""",
+    bad="""
+        # from 198.18.7.23 with X-Forwarded-For: 127.0.0.1 -> GET /editor/flows 401
+        # failed logins with a new X-Real-IP each time -> never 429
+    """,
+    good="""
+        # the same requests -> 403; the 6th failed login -> 429, whatever the headers say
+    """,
+    fix="""Judge and assert the TCP peer: Caddy remote_ip and header_up X-Real-IP {remote_host}; NGINX $remote_addr
+    without realip and proxy_set_header X-Real-IP $remote_addr; Traefik without trusted forwarded headers or ipStrategy.
+    Or regenerate the edge config (`stackgen generate`).""",
+    kind="probe",
+)
+
 RULES = (REACHABILITY, HOST_GATEWAY, EGRESS, KEYS, CERTIFICATE, TLS_PROTOCOL, HTTP_POLICY, ADMIN_AUTH, WEBSOCKET, PROXY_SCOPE,
-         HEADER_GRADE, TLS_PROFILE)
+         HEADER_GRADE, TLS_PROFILE, EDITOR_EXPOSED, ENDPOINTS_REFUSED, LOGIN_NOT_THROTTLED, CLIENT_ADDRESS_FORGEABLE)
