@@ -335,12 +335,18 @@ def up(
     stack = load_stack(directory)
     ctx = Context(stack)
     out.print(f"[green]up[/] {result.project}: every service healthy in {result.seconds:.1f}s")
-    out.print(f"open https://{stack.domains[0]}{ctx.https_port_suffix}{stack.node_red.editor.path} (user {stack.node_red.admin_user})")
+    for inst in stack.node_reds:  # several instances: each one's editor on its first host name
+        host = stack.domains[0] if stack.instances is None else inst.hosts[0]
+        named = f"instance {inst.name}: " if stack.instances is not None else ""
+        out.print(f"{named}open https://{host}{ctx.https_port_suffix}{inst.editor.path} (user {inst.admin_user})", highlight=False)
+    bridges = ", ".join(route.bridge for route in ctx.routes)
+    what = "Node-RED's internal network" if len(ctx.routes) == 1 else "each Node-RED instance's internal network"
     if result.firewall == "applied":
-        out.print(f"host firewall: traffic between the host and bridge {ctx.internal_bridge} (Node-RED's internal network) is dropped")
+        out.print(f"host firewall: traffic between the host and bridge {bridges} ({what}) is dropped")
     else:
-        err.print(f"[yellow]warning:[/] could not close the host-gateway hole of {ctx.internal_bridge} (needs root and iptables): "
-                  f"Node-RED can reach services the host listens on. Fix: {lifecycle.firewall_rule(directory).fix}")
+        fixes = "; ".join(rule.fix for rule in lifecycle.firewall_rules(stack))
+        err.print(f"[yellow]warning:[/] could not close the host-gateway hole of {bridges} (needs root and iptables): "
+                  f"Node-RED can reach services the host listens on. Fix: {fixes}")
 
 
 @app.command(short_help=summary("down"))
@@ -359,7 +365,7 @@ def down(
 
 
 # Command families that live in their own modules, each with `register(app)`.
-COMMAND_MODULES = ("stackgen.cli.verify", "stackgen.cli.supervise", "stackgen.cli.images")
+COMMAND_MODULES = ("stackgen.cli.verify", "stackgen.cli.supervise", "stackgen.cli.images", "stackgen.cli.instance")
 
 
 def _register_optional() -> None:

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "schema": "Print the JSON Schema of stack.yaml (for editors' YAML language servers).",
     "init": "Create a new stack: write stack.yaml, then render every file from it.",
     "generate": "Re-render every file from stack.yaml; never silently overwrites a hand edit.",
+    "instance": "Add or remove a Node-RED instance (its own network, volume and secret; the edge routes its host names to it).",
     "up": "Start the stack, wait until every service is healthy, and say what failed if one does not.",
     "down": "Stop the stack. Volumes (your flows, your keys) are kept unless --volumes is given.",
     "verify": "Check compose files against stackgen's security model; exit 0 clean, 1 findings, 2 errors.",

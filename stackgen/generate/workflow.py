@@ -17,7 +17,7 @@ from stackgen.errors import StackgenError
 from stackgen.generate import files
 from stackgen.generate.context import CERTBOT_UID
 from stackgen.generate.render import render
-from stackgen.spec import Stack
+from stackgen.spec import NodeRed, Stack
 from stackgen.stackdir import SPEC_NAME, dump_stack, load_stack
 
 
@@ -65,15 +65,16 @@ def generate(directory: Path, force: bool = False, stack: Stack | None = None, t
     if plan.conflicts and not force:
         raise files.HandEditError(plan)
     result = GenerateResult(plan, warnings=swarm_warnings)
-    secret_path = _in(directory, stack.node_red.credential_secret_file)
-    try:
-        created, warning = files.ensure_secret(secret_path, lambda: secrets.token_hex(32).encode() + b"\n", NODE_RED_UID)
-    except OSError as exc:
-        raise StackgenError(f"{secret_path}: node_red.credential_secret_file: cannot write the secret ({exc.strerror})") from None
-    if created:
-        result.secrets_created.append(secret_path)
-    if warning:
-        result.warnings.append(warning)
+    for where, instance in _credential_fields(stack):  # each Node-RED its own secret, made once and never overwritten
+        secret_path = _in(directory, instance.credential_secret_file)
+        try:
+            created, warning = files.ensure_secret(secret_path, lambda: secrets.token_hex(32).encode() + b"\n", NODE_RED_UID)
+        except OSError as exc:
+            raise StackgenError(f"{secret_path}: {where}: cannot write the secret ({exc.strerror})") from None
+        if created:
+            result.secrets_created.append(secret_path)
+        if warning:
+            result.warnings.append(warning)
     if stack.tls.mode == "certbot-dns01" and stack.tls.dns_credentials_file:
         # certbot runs as uid 0 without capabilities (no CAP_DAC_OVERRIDE): like any other user, it
         # reads a 0600 file only if it owns it. Compose cannot set a file secret's owner.
@@ -105,6 +106,14 @@ def with_swarm_file(stack: Stack, directory: Path, rendered: list[files.Rendered
     compose_yaml = next(f.content for f in rendered if f.path == "compose.yaml")
     swarm_file, warnings = swarm.swarm_file(compose_yaml, known)
     return sorted([*rendered, swarm_file], key=lambda f: f.path), warnings
+
+
+def _credential_fields(stack: Stack) -> list[tuple[str, NodeRed]]:
+    """(the field that names it, the settings) of each Node-RED's credential secret."""
+    if stack.instances is None:
+        assert stack.node_red is not None
+        return [("node_red.credential_secret_file", stack.node_red)]
+    return [(f"instances[{i}].credential_secret_file", inst) for i, inst in enumerate(stack.instances)]
 
 
 def _must_exist() -> bytes:

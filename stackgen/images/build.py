@@ -143,6 +143,9 @@ def build(
     from stackgen.stackdir import load_stack
 
     stack = load_stack(directory)
+    if stack.instances is not None:  # per-instance images (instances[].image): not built yet, said plainly
+        raise StackgenError(f"{directory}/stack.yaml: `stackgen build` builds the one Node-RED of a version 1 stack; with "
+                            "instances, build the image elsewhere and set instances[].image")
     targets = parse_platforms(platforms, stack.platform)
     if registry:
         registry = check_registry_host(registry)

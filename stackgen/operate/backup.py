@@ -150,9 +150,21 @@ def _helper(engine, image: str, volume: str, read_only: bool):
 
 
 def _stack_images(stack) -> dict[str, str]:
+    """Image per service; several Node-RED instances: each instance's service its own (its view's)."""
     from stackgen.generate.render import default_images
 
-    return default_images(stack)
+    if stack.instances is None:
+        return default_images(stack)
+    images = default_images(stack.view(stack.instances[0]))
+    images.update({inst.service: default_images(stack.view(inst))["node-red"] for inst in stack.instances})
+    return images
+
+
+def data_volumes(stack) -> dict[str, str]:
+    """Node-RED's data volumes -> the service whose image reads each (several instances: one each)."""
+    if stack.instances is None:
+        return dict(DATA_VOLUMES)
+    return {inst.data_volume: inst.service for inst in stack.instances}
 
 
 def _secret_files(directory: Path, stack) -> tuple[list[Path], list[str]]:
@@ -163,7 +175,7 @@ def _secret_files(directory: Path, stack) -> tuple[list[Path], list[str]]:
     if secrets_dir.is_dir():
         found.append(secrets_dir)
         found += sorted(p for p in secrets_dir.rglob("*"))
-    for value in (stack.node_red.credential_secret_file, stack.tls.dns_credentials_file):
+    for value in (*(inst.credential_secret_file for inst in stack.node_reds), stack.tls.dns_credentials_file):
         if not value:
             continue
         path = Path(value) if value.startswith("/") else directory / value
@@ -199,7 +211,7 @@ def create(engine, directory: Path, *, output: Path | None = None, output_dir: P
         os.chmod(output_dir, 0o700)
         output = output_dir / f"{project}-{_stamp(now)}.tar.gz"
     output.parent.mkdir(parents=True, exist_ok=True)
-    volumes = dict(DATA_VOLUMES)
+    volumes = data_volumes(stack)
     if include_keys:
         volumes.update(KEY_VOLUMES)
     images = _stack_images(stack)
@@ -225,7 +237,7 @@ def create(engine, directory: Path, *, output: Path | None = None, output_dir: P
                 for volume, service in volumes.items():
                     name = volume_name(engine, project, volume)
                     if name is None:
-                        if volume in DATA_VOLUMES:
+                        if volume in data_volumes(stack):
                             raise BackupError(f"volume {project}_{volume} not found: has the stack ever run?")
                         continue
                     entries += _add_volume(engine, archive, images[service], name, volume)
@@ -407,7 +419,7 @@ def restore(engine, archive_path: Path, directory: Path, *, force: bool = False)
     if current.exists() and current.read_bytes() != spec_text and not force:
         raise BackupError(f"{current}: exists and differs from the backup's; use --force to replace it (a .bak is kept)")
     images = _stack_images(stack)
-    service_of = {**DATA_VOLUMES, **KEY_VOLUMES}
+    service_of = {**data_volumes(stack), **KEY_VOLUMES}
     # Every check before the first write.
     plan: dict[str, tuple[str | None, str]] = {}
     for volume in manifest["volumes"]:

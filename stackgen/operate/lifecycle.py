@@ -21,6 +21,7 @@ from stackgen.errors import StackgenError
 from stackgen.generate import files
 from stackgen.generate.render import Context
 from stackgen.operate import firewall
+from stackgen.spec import Stack
 from stackgen.stackdir import StackDir
 
 
@@ -144,8 +145,16 @@ def logs(engine, project: str, service: str, lines: int = 30) -> str:
 
 
 def firewall_rule(directory: Path) -> firewall.FirewallRule:
-    stack = StackDir(directory).stack
-    return firewall.FirewallRule(Context(stack).internal_bridge, stack.project)
+    return firewall_rules(StackDir(directory).stack)[0]
+
+
+def firewall_rules(stack: Stack) -> list[firewall.FirewallRule]:
+    """One rule per Node-RED internal network (several instances: one bridge each)."""
+    return [firewall.FirewallRule(route.bridge, stack.project) for route in Context(stack).routes]
+
+
+def _apply_all(rules: list[firewall.FirewallRule]) -> bool:
+    return all([firewall.apply(rule) for rule in rules])  # a list: every rule is tried
 
 
 def up(
@@ -165,7 +174,7 @@ def up(
     command = engines.compose_command() + ["-f", str(stack_dir.compose_path), "up", "-d"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     firewall_state = "pending"
-    rule = firewall.FirewallRule(Context(stack).internal_bridge, stack.project)
+    rules = firewall_rules(stack)
     try:
         while True:
             code = process.poll()  # first: states read after it are at least as new as compose's verdict
@@ -173,7 +182,7 @@ def up(
             if on_progress:
                 on_progress(current)
             if firewall_state == "pending" and any(s.state != "absent" for s in current.values()):
-                firewall_state = "applied" if firewall.apply(rule) else "unavailable"
+                firewall_state = "applied" if _apply_all(rules) else "unavailable"
             # While compose still acts, only containers started since `up` began are judged: one the user
             # stopped earlier (or one about to be recreated) still shows an old state compose will change.
             failed = [s for s in current.values() if s.failed and (code is not None or (s.started_at or 0) >= wall_start - 1)]
@@ -196,7 +205,7 @@ def up(
                 raise StackFailed(said, name, logs(engine, stack.project, name) if name else "")
             if code == 0 and all(s.ready for s in current.values()):
                 if firewall_state == "pending":
-                    firewall_state = "applied" if firewall.apply(rule) else "unavailable"
+                    firewall_state = "applied" if _apply_all(rules) else "unavailable"
                 return UpResult(stack.project, current, time.monotonic() - start, firewall_state)
             if time.monotonic() - start > timeout:
                 waiting = [s for s in current.values() if not s.ready]
@@ -214,4 +223,5 @@ def down(directory: Path, volumes: bool = False) -> None:
     stack = StackDir(directory).stack
     args = ["down", "--timeout", "10"] + (["--volumes"] if volumes else [])
     engines.compose(directory, *args)
-    firewall.remove(firewall.FirewallRule(Context(stack).internal_bridge, stack.project))
+    for rule in firewall_rules(stack):
+        firewall.remove(rule)

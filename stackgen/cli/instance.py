@@ -1,0 +1,168 @@
+"""`stackgen instance add|remove`: several Node-RED instances in one stack. `register(app)` adds them.
+
+Thin, like the rest of the CLI: parse, call `stackgen.instances.manage`, print. Errors name the flag the user typed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from stackgen.cli.commands import summary
+from stackgen.cli.errors import fail
+from stackgen.errors import StackgenError
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+# Which flag sets which field of the new instance (edit.add_instance names them `instance.*`).
+FLAG_OF_FIELD = {
+    ("instance", "name"): "NAME",
+    ("instances", "name"): "NAME",
+    ("instances",): "NAME",
+    ("instance", "domains"): "--domain",
+    ("domains",): "--domain",
+    ("instance", "admin_user"): "--admin-user",
+    ("instance", "admin_password_hash"): "--admin-password-file",
+    ("instance", "editor", "path"): "--editor-path",
+    ("instance", "editor", "allow"): "--editor-allow",
+    ("instance", "editor", "host"): "--editor-host",
+    ("instance", "egress"): "--egress",
+    ("instance", "version"): "--node-red-version",
+    ("instance", "memory_limit"): "--memory-limit",
+}
+
+
+def _flag(loc: tuple) -> str:
+    names = tuple(p for p in loc if isinstance(p, str))
+    while names:
+        if names in FLAG_OF_FIELD:
+            return FLAG_OF_FIELD[names]
+        names = names[:-1]
+    from stackgen.errors import dotted
+
+    return dotted(loc)
+
+
+def add(
+    directory: Annotated[Path, typer.Argument(help="Stack directory holding stack.yaml.")],
+    name: Annotated[str, typer.Argument(help="Instance name: lowercase letters and digits, words joined by hyphens (service node-red-NAME).")],
+    domain: Annotated[list[str], typer.Option("--domain", "-d", help="Host name routed to this instance (repeat for more); "
+                                                                     "added to the certificate unless a wildcard covers it.")],
+    admin_user: Annotated[str, typer.Option(help="The instance's editor user.")] = "admin",
+    admin_password_file: Annotated[str | None, typer.Option(help="File holding the instance's admin password ('-' = stdin). "
+                                                                  "Only its bcrypt hash is stored.")] = None,
+    editor_path: Annotated[str | None, typer.Option(help="URL path of its editor and admin API (default /editor).")] = None,
+    editor_allow: Annotated[list[str] | None, typer.Option("--editor-allow", help="Client network (CIDR) that may reach its editor; "
+                                                                                  "repeat for more. 'private' (default), 'everyone'.")] = None,
+    editor_host: Annotated[str | None, typer.Option(help="A host name that is its editor's alone (covered by the certificate).")] = None,
+    egress: Annotated[bool, typer.Option("--egress/--no-egress", help="Let it open outbound connections (its own egress network).")] = False,
+    node_red_version: Annotated[str | None, typer.Option(help="Node-RED version (image tag) of this instance.")] = None,
+    memory_limit: Annotated[str | None, typer.Option(help="Memory limit such as 512m.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite files edited by hand (each kept as a .bak backup).")] = False,
+    non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Fail instead of prompting for the password.")] = False,
+) -> None:
+    """Add a Node-RED instance: its own network, volume, secret and password; the edge routes its host names to it."""
+    from stackgen.generate import files, passwords
+    from stackgen.instances import manage
+    from stackgen.instances.edit import SpecEditError
+
+    try:
+        if admin_password_file is not None:
+            password = passwords.read_password_file(admin_password_file)
+        elif non_interactive:
+            raise fail("--admin-password-file: required with --non-interactive (the admin password is never a flag)")
+        else:
+            password = typer.prompt(f"Admin password of instance {name}", hide_input=True, confirmation_prompt=True)
+            passwords.check_password(password, "admin password")
+        editor: dict[str, object] = {}
+        if editor_path is not None:
+            editor["path"] = editor_path
+        if editor_host is not None:
+            editor["host"] = editor_host
+        if editor_allow:
+            editor["allow"] = _allow_networks(editor_allow)
+        settings: dict[str, object] = {"admin_user": admin_user, "admin_password_hash": passwords.hash_password(password),
+                                       "editor": editor, "egress": egress}
+        if node_red_version is not None:
+            settings["version"] = node_red_version
+        if memory_limit is not None:
+            settings["memory_limit"] = memory_limit
+        outcome = manage.add(directory, name, domain, settings, force=force)
+    except SpecEditError as exc:
+        raise fail(f"{_flag(exc.loc)}: {exc.message}") from None
+    except files.HandEditError as exc:
+        for item in exc.plan.conflicts:
+            err.print(item.diff(), markup=False, highlight=False)
+        raise fail(str(exc)) from None
+    except StackgenError as exc:
+        raise fail(str(exc)) from None
+    inst = next(i for i in outcome.stack.instances or [] if i.name == name)
+    out.print(f"[green]added[/] instance {name}: service {inst.service}, network {inst.internal_network}, volume {inst.data_volume}",
+              highlight=False)
+    _report(directory, outcome)
+    out.print(f"next: [bold]stackgen up {directory}[/] (starts {inst.service}; the edge is recreated, the other instances are not)")
+
+
+def remove(
+    directory: Annotated[Path, typer.Argument(help="Stack directory holding stack.yaml.")],
+    name: Annotated[str, typer.Argument(help="The instance to remove.")],
+    drop_data: Annotated[bool, typer.Option("--drop-data", help="Also delete its data volume (flows, credentials, nodes) and "
+                                                                "its credential secret. Default: both are kept.")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite files edited by hand (each kept as a .bak backup).")] = False,
+) -> None:
+    """Remove a Node-RED instance from the stack; its data volume and secret are kept unless --drop-data."""
+    from stackgen.generate import files
+    from stackgen.instances import manage
+    from stackgen.instances.edit import SpecEditError
+
+    try:
+        outcome = manage.remove(directory, name, drop_data=drop_data, force=force)
+    except SpecEditError as exc:
+        raise fail(f"{_flag(exc.loc)}: {exc.message}") from None
+    except files.HandEditError as exc:
+        for item in exc.plan.conflicts:
+            err.print(item.diff(), markup=False, highlight=False)
+        raise fail(str(exc)) from None
+    except StackgenError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"[green]removed[/] instance {name} from {directory}/stack.yaml", highlight=False)
+    for container in outcome.stopped:
+        out.print(f"[yellow]stopped and removed[/] container {container}", highlight=False)
+    _report(directory, outcome)
+    for item in outcome.dropped:
+        out.print(f"[red]deleted[/] {item}", highlight=False)
+    for item in outcome.kept:
+        out.print(f"[green]kept[/] {item}", highlight=False)
+    out.print(f"next: [bold]stackgen up {directory}[/] (the edge stops routing to {name})")
+
+
+def _allow_networks(values: list[str]) -> list[str]:
+    from stackgen.spec import EVERYONE, PRIVATE_NETWORKS
+
+    words = {"private": PRIVATE_NETWORKS, "everyone": EVERYONE}
+    networks: list[str] = []
+    for value in values:
+        for part in (p for p in re.split(r"[,\s]+", value) if p):
+            networks.extend(words.get(part.lower(), (part,)))
+    return networks
+
+
+def _report(directory: Path, outcome) -> None:
+    from stackgen.cli.app import _report as report_files
+
+    report_files(directory, outcome.generated)
+    for note in outcome.notes:
+        out.print(f"[yellow]note[/] {note}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `instance add` and `instance remove` to stackgen's app."""
+    instance_app = typer.Typer(help=summary("instance"), no_args_is_help=True)
+    instance_app.command("add")(add)
+    instance_app.command("remove")(remove)
+    app.add_typer(instance_app, name="instance")

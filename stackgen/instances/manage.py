@@ -1,0 +1,139 @@
+"""`stackgen instance add|remove` carried out on a stack directory: stack.yaml, the rendered files, and (remove)
+the instance's container, never another instance's files or data.
+
+Order, so that a refusal leaves the directory as it was: the new spec is validated and rendered, the plan is
+checked for hand edits, and only then are stack.yaml and the files written (`generate` makes the new instance's
+credential secret). Adding touches no file of an existing instance: their settings and services render to the
+same bytes, so `up` recreates only the edge (and starts the new instance).
+
+Removing keeps the instance's data unless asked: its volume (flows, credentials, installed nodes) and its
+credential secret file (without which the credentials in that volume cannot be decrypted) stay, and the result
+says where. Its container, now no service of the stack, would keep running on its old network, so it is
+stopped and removed when an engine answers. With `drop_data`, the volume and the secret go too, and only once
+the container is gone. The last instance is never removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackgen.errors import StackgenError
+from stackgen.generate import files, workflow
+from stackgen.generate.render import render
+from stackgen.instances.edit import Edited, add_instance, remove_instance
+from stackgen.spec import Instance, Stack
+from stackgen.stackdir import SPEC_NAME, StackDir, dump_stack
+
+
+@dataclass
+class Outcome:
+    """What an add or remove did."""
+
+    stack: Stack
+    generated: workflow.GenerateResult
+    notes: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # data left in place, and how to drop it
+    dropped: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # containers removed
+
+
+def _write(directory: Path, edited: Edited, force: bool) -> workflow.GenerateResult:
+    """stack.yaml and every rendered file, or nothing when a hand edit is in the way (without force)."""
+    workflow.check_references(edited.stack, directory)
+    plan = files.plan(directory, render(edited.stack))
+    if plan.conflicts and not force:
+        raise files.HandEditError(plan)
+    files.write_atomic(directory / SPEC_NAME, dump_stack(edited.stack), 0o600)
+    return workflow.generate(directory, force=force, stack=edited.stack)
+
+
+def add(directory: Path, name: str, domains: list[str], settings: dict[str, Any], force: bool = False) -> Outcome:
+    """Add instance `name` on `domains` with `settings` (its node_red settings: admin_password_hash at least)."""
+    stack = StackDir(directory).stack
+    edited = add_instance(stack, name, domains, settings)
+    generated = _write(directory, edited, force)
+    return Outcome(edited.stack, generated, list(edited.notes))
+
+
+def remove(directory: Path, name: str, drop_data: bool = False, force: bool = False, engine: Any = None) -> Outcome:
+    """Remove instance `name`: from stack.yaml and the rendered files, its container from the engine (when one
+    answers, or `engine` is given); its data volume and secret file only with `drop_data`."""
+    stack = StackDir(directory).stack
+    edited = remove_instance(stack, name)
+    gone = edited.removed
+    assert gone is not None
+    if engine is None:
+        engine = _engine(required=drop_data)
+    generated = _write(directory, edited, force)
+    own_dir = directory / gone.service
+    if own_dir.is_dir() and not any(own_dir.iterdir()):  # its files went with it (those edited by hand stay)
+        own_dir.rmdir()
+    outcome = Outcome(edited.stack, generated, list(edited.notes))
+    volume = f"{stack.project}_{gone.data_volume}"
+    secret = _in(directory, gone.credential_secret_file)
+    if engine is not None:
+        outcome.stopped = _remove_container(engine, stack.project, gone)
+        _remove_networks(engine, stack.project, gone)
+    if drop_data:
+        from stackgen import engine as engines
+
+        for found in engines.project_volumes(engine, stack.project, gone.data_volume):
+            try:
+                found.remove()
+            except engines.APIError as exc:
+                raise StackgenError(f"volume {found.name}: not deleted ({exc}); the instance is out of stack.yaml, its data stays") from None
+            outcome.dropped.append(f"volume {found.name}")
+        if secret.exists():
+            secret.unlink()
+            outcome.dropped.append(f"secret {secret}")
+    else:
+        outcome.kept.append(f"volume {volume} (its flows, credentials and nodes; delete it with `docker volume rm {volume}`)")
+        if secret.exists():
+            outcome.kept.append(f"secret {secret} (decrypts the credentials in that volume)")
+        outcome.notes.append(f"`stackgen instance add {directory} {name} ...` later picks the kept volume and secret up again")
+    return outcome
+
+
+def _in(directory: Path, value: str) -> Path:
+    return Path(value) if value.startswith("/") else directory / value
+
+
+def _engine(required: bool) -> Any:
+    """The engine, or None when none answers and nothing needs it (the container is then the user's to stop)."""
+    from stackgen import engine as engines
+
+    try:
+        return engines.client(timeout=10)
+    except engines.EngineUnavailable:
+        if required:
+            raise StackgenError("--drop-data deletes the instance's volume: it needs the Docker engine, and none answers") from None
+        return None
+
+
+def _remove_container(engine: Any, project: str, gone: Instance) -> list[str]:
+    from stackgen import engine as engines
+
+    removed = []
+    for container in engine.containers.list(all=True, filters=engines.label_filter(project, service=gone.service)):
+        container.remove(force=True)  # its data lives in the volume; the volume stays unless drop_data
+        removed.append(container.name)
+    return removed
+
+
+def _remove_networks(engine: Any, project: str, gone: Instance) -> None:
+    """The instance's own networks, which nothing else joins (the edge is recreated by the next `up`; if it still
+    holds one, the network stays and compose removes it with the stack)."""
+    from stackgen import engine as engines
+
+    if not hasattr(engine, "networks"):  # an engine double without networks
+        return
+    for key in (gone.internal_network, gone.egress_network):
+        for network in engines.project_networks(engine, project, key):
+            try:
+                network.reload()
+                if not network.attrs.get("Containers"):
+                    network.remove()
+            except engines.APIError:
+                pass

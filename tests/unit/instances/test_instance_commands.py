@@ -1,0 +1,170 @@
+"""`stackgen instance add|remove` on a stack directory: the other instance's files, service and data untouched,
+refusals that change nothing, the removed instance's data kept unless --drop-data, the last instance kept."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from stackgen import engine as engines
+from stackgen.cli.app import app
+from stackgen.constants import PROJECT_LABEL, VOLUME_LABEL
+from stackgen.generate import passwords
+from stackgen.stackdir import load_stack
+from tests.support.fakes import FakeContainer, FakeEngine
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def stack_dir(tmp_path: Path) -> Path:
+    """A version 1 stack, as `init` writes it (NGINX, the local CA)."""
+    (tmp_path / "pw").write_text("correct horse battery\n")
+    (tmp_path / "pw-lab").write_text("lab horse battery\n")
+    directory = tmp_path / "home"
+    result = runner.invoke(app, ["init", str(directory), "--non-interactive", "--domain", "nodered.example.org", "--email",
+                                 "ops@example.org", "--edge", "nginx", "--tls-mode", "internal", "--project", "home",
+                                 "--admin-password-file", str(tmp_path / "pw")])
+    assert result.exit_code == 0, result.output
+    return directory
+
+
+class RemovableContainer(FakeContainer):
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        self.engine.items.pop(self.name)
+        self.engine.removed.append(self.name)
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    """The project running: both instances' containers and volumes (and another project's), answering `client()`."""
+    fake = FakeEngine(project="home")
+    fake.removed = []
+    for service in ("node-red", "node-red-lab", "edge", "certbot"):
+        fake.join(RemovableContainer(service))
+    fake.join(RemovableContainer("node-red-lab", project="other"))
+    for volume in ("node-red-data", "node-red-lab-data", "certs"):
+        fake.volumes.create(f"home_{volume}", labels={PROJECT_LABEL: "home", VOLUME_LABEL: volume})
+    fake.volumes.create("other_node-red-lab-data", labels={PROJECT_LABEL: "other", VOLUME_LABEL: "node-red-lab-data"})
+    monkeypatch.setattr(engines, "client", lambda timeout=60: fake)
+    return fake
+
+
+def digests(directory: Path, *parts: str) -> dict[str, str]:
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for part in parts for p in sorted((directory / part).rglob("*")) if p.is_file()}
+
+
+def compose_services(directory: Path) -> dict:
+    return YAML(typ="safe").load((directory / "compose.yaml").read_text())["services"]
+
+
+def add_lab(directory: Path, *extra: str):
+    return runner.invoke(app, ["instance", "add", str(directory), "lab", "--domain", "lab.example.org", "--non-interactive",
+                               "--admin-password-file", str(directory.parent / "pw-lab"), *extra])
+
+
+def test_add_migrates_and_leaves_the_existing_instance_untouched(stack_dir: Path):
+    mine = digests(stack_dir, "node-red") | digests(stack_dir, "secrets")
+    service_before = compose_services(stack_dir)["node-red"]
+    result = add_lab(stack_dir, "--editor-allow", "10.9.0.0/16", "--egress")
+    assert result.exit_code == 0, result.output
+    assert "format version 2" in result.output and "now also covers lab.example.org" in result.output
+    # The existing instance: the same files, secret and service definition (so `up` does not recreate it).
+    assert {k: v for k, v in (digests(stack_dir, "node-red") | digests(stack_dir, "secrets")).items() if k in mine} == mine
+    assert compose_services(stack_dir)["node-red"] == service_before
+    stack = load_stack(stack_dir)
+    assert stack.version == 2 and [i.name for i in stack.instances] == ["node-red", "lab"]
+    assert stack.domains == ["nodered.example.org", "lab.example.org"]
+    lab = stack.instances[1]
+    assert passwords.verify("lab horse battery", lab.admin_password_hash) and lab.egress and lab.editor.allow == ["10.9.0.0/16"]
+    secret = stack_dir / "secrets" / "node_red_lab_credential_secret"
+    assert secret.stat().st_mode & 0o777 == 0o600 and secret.read_bytes() != (stack_dir / "secrets" / "node_red_credential_secret").read_bytes()
+    assert (stack_dir / "node-red-lab" / "settings.js").is_file()
+    assert compose_services(stack_dir)["node-red-lab"]["networks"] == ["internal-lab", "egress-lab"]
+    assert "lab horse" not in "".join(p.read_text() for p in stack_dir.rglob("*") if p.is_file() and "secrets" not in p.parts)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["lab", "--domain", "other.example.org"], "NAME: instance 'lab' already exists"),
+    (["lab2", "--domain", "nodered.example.org"], "--domain: nodered.example.org already routes to instance 'node-red'"),
+    (["Lab2", "--domain", "lab2.example.org"], "NAME: 'Lab2': lowercase"),
+    (["lab2", "--domain", "*.example.org"], "--domain: '*.example.org': an instance's host names are exact names"),
+    (["lab2", "--domain", "lab2.example.org", "--editor-allow", "10.0.0.0/33"], "--editor-allow:"),
+    (["lab2", "--domain", "lab2.example.org", "--node-red-version", "5.0"], "--node-red-version: must be a version"),
+])
+def test_refusals_name_the_flag_and_change_nothing(stack_dir: Path, args, words):
+    assert add_lab(stack_dir).exit_code == 0
+    before = digests(stack_dir, ".")
+    result = runner.invoke(app, ["instance", "add", str(stack_dir), *args, "--non-interactive",
+                                 "--admin-password-file", str(stack_dir.parent / "pw-lab")])
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert digests(stack_dir, ".") == before
+
+
+def test_a_hand_edit_in_the_way_stops_add_before_stack_yaml_changes(stack_dir: Path):
+    conf = stack_dir / "edge" / "nginx.conf"
+    conf.write_text(conf.read_text() + "# mine\n")
+    spec = (stack_dir / "stack.yaml").read_bytes()
+    result = add_lab(stack_dir)
+    assert result.exit_code == 2 and "edge/nginx.conf" in result.output
+    assert (stack_dir / "stack.yaml").read_bytes() == spec and not (stack_dir / "node-red-lab").exists()
+
+
+def test_remove_keeps_the_data_and_stops_only_its_container(stack_dir: Path, engine: FakeEngine):
+    assert add_lab(stack_dir).exit_code == 0
+    mine = digests(stack_dir, "node-red")
+    service_before = compose_services(stack_dir)["node-red"]
+    result = runner.invoke(app, ["instance", "remove", str(stack_dir), "lab"])
+    assert result.exit_code == 0, result.output
+    assert engine.removed == ["home-node-red-lab-1"], "its container alone, not another project's"
+    assert set(engine.volumes_by_name) == {"home_node-red-data", "home_node-red-lab-data", "home_certs", "other_node-red-lab-data"}
+    assert "kept volume home_node-red-lab-data" in result.output and "docker volume rm home_node-red-lab-data" in result.output
+    assert (stack_dir / "secrets" / "node_red_lab_credential_secret").exists()
+    assert not (stack_dir / "node-red-lab").exists(), "its rendered files went with it"
+    assert digests(stack_dir, "node-red") == mine and compose_services(stack_dir)["node-red"] == service_before
+    stack = load_stack(stack_dir)
+    assert [i.name for i in stack.instances] == ["node-red"] and stack.domains == ["nodered.example.org"]
+    # Added again: the kept secret is its secret again (so the kept volume's credentials decrypt).
+    secret = (stack_dir / "secrets" / "node_red_lab_credential_secret").read_bytes()
+    assert add_lab(stack_dir).exit_code == 0
+    assert (stack_dir / "secrets" / "node_red_lab_credential_secret").read_bytes() == secret
+
+
+def test_remove_with_drop_data_deletes_its_volume_and_secret_only(stack_dir: Path, engine: FakeEngine):
+    assert add_lab(stack_dir).exit_code == 0
+    result = runner.invoke(app, ["instance", "remove", str(stack_dir), "lab", "--drop-data"])
+    assert result.exit_code == 0, result.output
+    assert set(engine.volumes_by_name) == {"home_node-red-data", "home_certs", "other_node-red-lab-data"}
+    assert not (stack_dir / "secrets" / "node_red_lab_credential_secret").exists()
+    assert (stack_dir / "secrets" / "node_red_credential_secret").exists()
+    assert "deleted volume home_node-red-lab-data" in result.output
+
+
+def test_drop_data_without_an_engine_refuses_before_anything_changes(stack_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    assert add_lab(stack_dir).exit_code == 0
+
+    def down(timeout=60):
+        raise engines.EngineUnavailable("no engine")
+    monkeypatch.setattr(engines, "client", down)
+    before = digests(stack_dir, ".")
+    result = runner.invoke(app, ["instance", "remove", str(stack_dir), "lab", "--drop-data"])
+    assert result.exit_code == 2 and "needs the Docker engine" in result.output
+    assert digests(stack_dir, ".") == before
+    plain = runner.invoke(app, ["instance", "remove", str(stack_dir), "lab"])  # without an engine: files only, data kept
+    assert plain.exit_code == 0 and "kept volume home_node-red-lab-data" in plain.output
+
+
+def test_the_last_instance_and_unknown_ones_are_refused(stack_dir: Path, engine: FakeEngine):
+    result = runner.invoke(app, ["instance", "remove", str(stack_dir), "node-red"])
+    assert result.exit_code == 2 and "only Node-RED" in result.output
+    assert add_lab(stack_dir).exit_code == 0
+    unknown = runner.invoke(app, ["instance", "remove", str(stack_dir), "nope"])
+    assert unknown.exit_code == 2 and "no instance 'nope' (instances: node-red, lab)" in unknown.output
+    assert runner.invoke(app, ["instance", "remove", str(stack_dir), "node-red"]).exit_code == 0
+    assert runner.invoke(app, ["instance", "remove", str(stack_dir), "lab"]).exit_code == 2
+    assert engine.removed == ["home-node-red-1"] and "home_node-red-data" in engine.volumes_by_name
