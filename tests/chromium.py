@@ -104,6 +104,154 @@ def run(binary: str, page: Path, *args: str, timeout: float = 90) -> Run:
     return Run(done.stdout, netlog, seconds)
 
 
+def site_flags(host: str) -> list[str]:
+    """FLAGS for a page of one of our own test stacks: `host` resolves to loopback (where the stack's edge
+    publishes), every other name still to nothing; no proxy; real time (no virtual-time budget: the page's
+    own requests and websocket decide when it is ready, see `load_site`)."""
+    keep = [f for f in FLAGS if not f.startswith(("--host-resolver-rules=", "--proxy-server=", "--virtual-time-budget="))]
+    return [*keep, f"--host-resolver-rules=MAP {host} 127.0.0.1, MAP * ~NOTFOUND", "--no-proxy-server",
+            "--ignore-certificate-errors", "--window-size=1400,1000"]
+
+
+@dataclass
+class SiteRun:
+    """One page of a test stack: the DOM once `ready` held (or the time ran out), what the page logged, and the
+    Content-Security-Policy violations it raised (`securitypolicyviolation` events: directive and sample)."""
+
+    dom: str
+    console: list[str]
+    violations: list[dict]
+    ready: bool
+
+
+# Runs in every document before the page's own scripts (DevTools-injected: no policy applies to it).
+_WATCH_VIOLATIONS = ("window.__stackgenViolations = [];"
+                     "document.addEventListener('securitypolicyviolation', function (e) {"
+                     " window.__stackgenViolations.push({directive: e.violatedDirective, sample: e.sample,"
+                     " source: e.sourceFile + ':' + e.lineNumber, blocked: e.blockedURI}); });")
+
+
+class _DevTools:
+    """The DevTools protocol over --remote-debugging-pipe (fd 3 in, fd 4 out; NUL-separated JSON): no port opened."""
+
+    def __init__(self, binary: str, flags: list[str], profile: str) -> None:
+        import select  # noqa: F401 - used by read()
+
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
+
+        def place_fds() -> None:
+            # Via fresh copies: a pipe end may already be fd 3 or 4, and dup2 onto itself would leave it close-on-exec.
+            reading, writing = os.dup(to_child_r), os.dup(from_child_w)
+            os.dup2(reading, 3)
+            os.dup2(writing, 4)
+
+        self.process = subprocess.Popen([binary, *flags, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        # close_fds would run after place_fds and close 3 and 4 again; Python's
+                                        # own descriptors are not inheritable anyway.
+                                        close_fds=False, preexec_fn=place_fds, env={**os.environ, "HOME": profile})
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict] = []
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            for reply in self.read(deadline - time.monotonic()):
+                if reply.get("id") == self._next_id:
+                    if "error" in reply:
+                        raise RuntimeError(f"{method}: {reply['error']}")
+                    return reply.get("result", {})
+            if time.monotonic() > deadline:
+                raise TimeoutError(method)
+
+    def read(self, timeout: float) -> list[dict]:
+        import select
+
+        ready, _, _ = select.select([self._from_child], [], [], max(0.0, timeout))
+        if not ready:
+            return []
+        chunk = os.read(self._from_child, 1 << 20)
+        if not chunk:
+            raise EOFError("chromium closed the DevTools pipe")
+        self._buffer += chunk
+        *messages, self._buffer = self._buffer.split(b"\0")
+        parsed = [json.loads(m) for m in messages if m]
+        self.events += [m for m in parsed if "method" in m]
+        return [m for m in parsed if "id" in m]
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=5)
+        except (OSError, RuntimeError, TimeoutError, EOFError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        os.close(self._to_child)
+        os.close(self._from_child)
+
+
+def load_site(binary: str, url: str, host: str, ready: str = "true", seconds: float = 60) -> SiteRun:
+    """Chromium on `url` (https, on a stack this test started) until the JavaScript expression `ready` is true
+    (polled in real time, up to `seconds`), through the DevTools protocol on a pipe."""
+    with tempfile.TemporaryDirectory(prefix="stackgen-chromium-") as tmp:
+        tools = _DevTools(binary, site_flags(host), f"{tmp}/profile")
+        try:
+            target = next(t for t in tools.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
+            session = tools.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                tools.send(f"{domain}.enable", session=session)
+            tools.send("Page.addScriptToEvaluateOnNewDocument", {"source": _WATCH_VIOLATIONS}, session=session)
+
+            def evaluate(expression: str):
+                result = tools.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
+                return result.get("result", {}).get("value")
+
+            def network_changed() -> bool:
+                return any("ERR_NETWORK_CHANGED" in text for text in _console(tools.events))
+
+            for _attempt in range(3):
+                # Chromium aborts requests in flight when the host's interfaces change (ERR_NETWORK_CHANGED), as they
+                # do whenever the engine adds or removes a network: then the page is loaded again.
+                tools.events.clear()
+                tools.send("Page.navigate", {"url": url}, session=session)
+                deadline, done = time.monotonic() + seconds, False
+                while time.monotonic() < deadline and not done:
+                    tools.read(0.5)
+                    try:
+                        done = bool(evaluate(f"document.readyState === 'complete' && !!({ready})"))
+                    except RuntimeError:
+                        done = False  # the page is navigating
+                    if not done and network_changed():
+                        break
+                if done or not network_changed():
+                    break
+            time.sleep(1)  # let late messages arrive (a violation is reported asynchronously)
+            tools.read(0.5)
+            dom = evaluate("document.documentElement.outerHTML") or ""
+            violations = evaluate("window.__stackgenViolations || []") or []
+        finally:
+            tools.close()
+    return SiteRun(dom, _console(tools.events), violations, done)
+
+
+def _console(events: list[dict]) -> list[str]:
+    """The page's console: console.* calls and the browser's own messages (failed loads, policy reports)."""
+    lines = [" ".join(str(a.get("value", a.get("description", ""))) for a in e["params"].get("args", []))
+             for e in events if e["method"] == "Runtime.consoleAPICalled"]
+    return lines + [e["params"]["entry"]["text"] for e in events if e["method"] == "Log.entryAdded"]
+
+
 def screenshot(binary: str, page: Path, png: Path, width: int, height: int) -> Run:
     """`page` rendered at `width` x `height` CSS pixels into `png`."""
     png.parent.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,8 @@ def node_red_service(ctx: Context, image: str) -> dict[str, Any]:
             volume("node-red-data", "/data"),
             bind("node-red/settings.js", "/etc/stackgen/node-red/settings.js"),
             bind("node-red/shield.js", "/etc/stackgen/node-red/shield.js"),
+            bind("node-red/csp.js", "/etc/stackgen/node-red/csp.js"),
+            bind("node-red/csp-shim.js", "/etc/stackgen/node-red/csp-shim.js"),
         ],
         "secrets": ["node_red_credential_secret"],
         "tmpfs": ["/tmp:size=64m,mode=1777"],

@@ -12,6 +12,7 @@ from typing import Any
 from stackgen.constants import CERTS_GID, HTTP_INSIDE, HTTPS_INSIDE, NODE_RED_PORT
 from stackgen.generate import instances
 from stackgen.generate.edges import DEPLOY_HOOK_WORDS, Edge, edge
+from stackgen.generate.headers import EDGE_HEADERS, EDITOR_CSP, REMOVED_HEADERS, Header
 from stackgen.spec import Instance, Stack
 from stackgen.upstream.contracts import DnsPlugin, load_contract
 
@@ -87,6 +88,9 @@ class Context:
     upstream: str = f"node-red:{NODE_RED_PORT}"
 
     deploy_hook_words: tuple[str, ...] = DEPLOY_HOOK_WORDS
+    edge_headers: tuple[Header, ...] = EDGE_HEADERS
+    removed_headers: tuple[str, ...] = REMOVED_HEADERS
+    editor_csp: str = EDITOR_CSP
 
     @property
     def edge_entry(self) -> Edge:
@@ -196,6 +200,11 @@ class Context:
     def editor_prefix_stem(self) -> str:
         """The prefix without a trailing slash (empty for `/`): regular expressions add `(/|$)`, so `/` matches every path."""
         return self.editor_prefix.rstrip("/")
+
+    @property
+    def editor_cookie_path(self) -> str:
+        """The Path of csp.js's nonce cookie: the editor's prefix (`/` for an editor at the root)."""
+        return self.editor_prefix_stem or "/"
 
     @property
     def editor_prefix_glob(self) -> str:

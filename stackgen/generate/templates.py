@@ -17,6 +17,7 @@ from stackgen.constants import CLIENT_ADDRESS_HEADER
 from stackgen.generate import instances
 from stackgen.generate.context import Context
 from stackgen.generate.files import RenderedFile
+from stackgen.generate.headers import quoted
 
 # `word` is for comments and double-quoted strings, where `*` (a wildcard domain) is literal.
 _SHELL_WORD = re.compile(r"^[A-Za-z0-9_@%+=:,./*-]+$")
@@ -68,7 +69,7 @@ def templates() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    environment.filters.update(sh=shell_quote, word=shell_word, words=shell_words, token=config_token)
+    environment.filters.update(sh=shell_quote, word=shell_word, words=shell_words, token=config_token, quoted=quoted)
     return environment
 
 
@@ -87,6 +88,8 @@ def config_files(ctx: Context) -> list[RenderedFile]:
     files = [
         RenderedFile("node-red/settings.js", template("node-red/settings.js.j2", ctx, client_header=CLIENT_ADDRESS_HEADER)),
         RenderedFile("node-red/shield.js", static_blueprint("node-red/shield.js")),
+        RenderedFile("node-red/csp.js", static_blueprint("node-red/csp.js")),
+        RenderedFile("node-red/csp-shim.js", static_blueprint("node-red/csp-shim.js")),
         RenderedFile("edge/entrypoint.sh", template("edge/entrypoint.sh.j2", ctx), 0o755),
         RenderedFile("README.md", template("stack/README.md.j2", ctx)),
     ]

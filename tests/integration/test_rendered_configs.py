@@ -123,7 +123,8 @@ def test_node_loads_settings_js_with_the_intended_values(engine, local_images, t
     secret.chmod(0o644)
     probe = ("const s=require('/conf/settings.js');console.log(JSON.stringify({root:s.httpAdminRoot,"
              "user:s.adminAuth.users[0].username,hash:s.adminAuth.users[0].password,node:s.httpNodeAuth||null,"
-             "nodeKinds:Array.isArray(s.httpNodeAuth)?s.httpNodeAuth.map(f=>typeof f):null,adminMw:typeof s.httpAdminMiddleware,"
+             "nodeKinds:Array.isArray(s.httpNodeAuth)?s.httpNodeAuth.map(f=>typeof f):null,"
+             "adminMw:Array.isArray(s.httpAdminMiddleware)?s.httpAdminMiddleware.filter(f=>typeof f==='function').length:null,"
              "tele:s.telemetryEnabled,secret:s.credentialSecret}))")
     out = run(engine, "node-red", ["node", "-e", probe],
               {str(tmp_path / "node-red"): {"bind": "/conf", "mode": "ro"},
@@ -134,7 +135,9 @@ def test_node_loads_settings_js_with_the_intended_values(engine, local_images, t
     assert loaded["tele"] is False and loaded["secret"] == "s3cret"
     # The login shield (on by default): Node-RED's admin middleware, and first of httpNodeAuth's list (the basic-auth
     # check that follows it holds the user and hash in a closure; test_render_hostile checks them in the text).
-    assert loaded["adminMw"] == ("function" if spec.node_red.login_shield.enabled else "undefined")
+    # Before it, csp.js (the editor's Content-Security-Policy) whenever the editor is served.
+    expected_mw = (["csp"] if spec.node_red.editor.enabled else []) + (["shield"] if spec.node_red.login_shield.enabled else [])
+    assert loaded["adminMw"] == (len(expected_mw) if expected_mw else None)
     if spec.node_red.http_node_auth and spec.node_red.login_shield.enabled:
         assert loaded["nodeKinds"] == ["function", "function"]
     elif spec.node_red.http_node_auth:

@@ -34,21 +34,15 @@ def active(report: dict) -> set[tuple[str, str | None]]:
     return {(f["rule"], f["service"]) for f in report["findings"] if not f["suppressed"]}
 
 
-def csp_gap_only(report: dict) -> None:
-    """The reference stacks' one known gap (issue 13, in progress): the edges' CSP is `frame-ancestors`
-    alone, so the Observatory grade is B+ (content-security-policy -20) on the editor and an endpoint;
-    Node-RED's editor runs inline scripts, so a CSP it tolerates still costs that -20 unless hashes or
-    nonces are used. Held exactly: anything else (another test failing, another rule) fails, and so
-    does the gap closing, which then turns these tests back into "clean"."""
-    findings = [f for f in report["findings"] if not f["suppressed"]]
-    assert {(f["rule"], f["service"]) for f in findings} == {("SG311", "edge")}, active(report)
-    for finding in findings:
-        graded = finding["message"].split("below A: ", 1)[1]
-        failing = [part.split(" ", 1)[0] for part in graded.split("; ")]
-        assert failing == ["content-security-policy"], finding["message"]
-        assert "B+ (80/100)" in finding["message"], finding["message"]
+def clean(report: dict) -> None:
+    """Nothing to report: every rule quiet, every live check passed (header grades A or better on the editor and
+    an endpoint, since csp.js gave the editor a nonce policy; the TLS profile; reachability; certificates)."""
+    assert active(report) == set(), [f["message"] for f in report["findings"] if not f["suppressed"]]
     checks = [c for c in report["live"]["checks"] if not c["ok"]]
-    assert {c["check"] for c in checks} <= {"header grade (editor)", "header grade (endpoint)"}, checks
+    assert checks == [], checks
+    grades = {c["check"]: c["detail"] for c in report["live"]["checks"] if c["check"].startswith("header grade")}
+    assert set(grades) == {"header grade (editor)", "header grade (endpoint)"}, grades
+    assert all(detail.startswith(("A+", "A ")) for detail in grades.values()), grades
 
 
 def settle(stack: LiveStack) -> None:
@@ -111,8 +105,8 @@ def wait_healthy(stack: LiveStack, service: str, seconds: float = 60) -> None:
 
 def test_reference_caddy_stack_verifies_clean_live(caddy: LiveStack):
     code, report = verify_live(caddy, "--fail-on", "low")
-    assert code == 1, active(report)
-    csp_gap_only(report)
+    clean(report)
+    assert code == 0
     cells = report["live"]["reachability"]
     assert all(cell["ok"] for cell in cells)
     node_red = [c for c in cells if c["service"] == "node-red" and c["port"] == 1880]
@@ -129,8 +123,8 @@ def test_reference_nginx_stack_verifies_clean_live(engine, local_images, tmp_pat
     try:
         settle(stack)
         code, report = verify_live(stack, "--fail-on", "low")
-        assert code == 1, active(report)
-        csp_gap_only(report)
+        clean(report)
+        assert code == 0
         assert all(c["ok"] for c in report["live"]["reachability"])
     finally:
         stop_stack(stack)

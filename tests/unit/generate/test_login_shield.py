@@ -47,7 +47,7 @@ def test_settings_js_loads_the_shield_with_the_spec_values():
     assert 'const shield = require("./shield.js")({' in settings
     for line in ("attempts: 3,", "window_seconds: 120,", "ban_seconds: 3600,", "max_clients: 500,", f'client_header: "{CLIENT_ADDRESS_HEADER}"'):
         assert line in settings
-    assert "httpAdminMiddleware: shield.admin," in settings
+    assert "httpAdminMiddleware: [csp.admin, shield.admin]," in settings
     assert "httpNodeAuth" not in settings
 
 

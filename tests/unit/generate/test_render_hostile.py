@@ -403,9 +403,10 @@ def test_every_interpolation_in_a_config_blueprint_is_a_token_or_json():
             if name.endswith("settings.js.j2"):
                 assert re.search(r"\|\s*tojson$", expression), f"{name}: {{{{ {expression} }}}}"
             elif expression != "host_rule":  # built in the template from `d | token`
-                # A token may go on to have its dots escaped for a regular expression (nginx, Traefik).
+                # A token may go on to have its dots escaped for a regular expression (nginx, Traefik); `quoted` is
+                # for generate/headers.py's fixed header values (it refuses anything a language would read as syntax).
                 plain = re.sub(r'\s*\|\s*replace\("\.", "\\\\\."\)$', "", expression)
-                assert re.search(r"\|\s*(token|tojson)$|map\(\"token\"\)", plain), f"{name}: {{{{ {expression} }}}}"
+                assert re.search(r"\|\s*(token|tojson|quoted)$|map\(\"token\"\)", plain), f"{name}: {{{{ {expression} }}}}"
     assert found > 30
 
 

@@ -11,6 +11,13 @@ function secret(name) {
     return fs.readFileSync("/run/secrets/" + name, "utf8").trim();
 }
 
+// The editor's Content-Security-Policy (csp.js, docs/headers.md): its scripts run only with a fresh nonce
+// per page load, no 'unsafe-inline' and no 'unsafe-eval'; the edge adds the other security headers.
+const csp = require("./csp.js")({
+    policy: "default-src \u0027none\u0027; script-src \u0027nonce-{nonce}\u0027 \u0027strict-dynamic\u0027; style-src \u0027self\u0027 \u0027unsafe-inline\u0027; img-src \u0027self\u0027 data: blob:; font-src \u0027self\u0027 data:; connect-src \u0027self\u0027; worker-src \u0027self\u0027 blob:; manifest-src \u0027self\u0027; object-src \u0027none\u0027; base-uri \u0027none\u0027; form-action \u0027self\u0027; frame-ancestors \u0027none\u0027",
+    cookie_path: "/editor"
+});
+
 // The login shield (shield.js, docs/shield.md): failed logins counted per client address (the one the
 // edge asserts in X-Real-IP); after `attempts` failures within the window, that address's login
 // attempts get 429 + Retry-After for the ban, before Node-RED checks a password. Others are unaffected.
@@ -31,7 +38,7 @@ module.exports = {
 
     // The editor and admin API.
     httpAdminRoot: "/editor",
-    httpAdminMiddleware: shield.admin,
+    httpAdminMiddleware: [csp.admin, shield.admin],
     adminAuth: {
         type: "credentials",
         users: [{
@@ -54,6 +61,8 @@ module.exports = {
     functionExternalModules: false,
 
     editorTheme: {
+        // Makes the editor's few inline onclick buttons work under csp.js's policy (csp-shim.js says how).
+        page: { scripts: [require("path").join(__dirname, "csp-shim.js")] },
         projects: { enabled: false },
         tours: false
     },
