@@ -42,7 +42,8 @@ VERIFY = (
     Opt("project", ("--project",), "--live: the compose project (default: from the stack directory).", fast=False),
     Opt("ca_file", ("--ca-file",), "--live: CA bundle the served certificate must chain to (default: system store).", fast=False),
     Opt("min_days", ("--min-days",), "--live: minimum days before the served certificate expires.", int, 14, fast=False),
-    Opt("probes", ("--probes",), "--live: all (matrix, egress, keys, TLS), cheap (keys, TLS) or none.", default="all", fast=False),
+    Opt("probes", ("--probes",), "--live: all (matrix, egress, keys, TLS, headers, editor gate, login shield), cheap (keys, TLS) or none.",
+        default="all", fast=False),
 )
 
 RULES = (
