@@ -116,6 +116,9 @@ def up() -> int:
     print(f"  editor:     https://{DOMAIN}:{stack.ports.https}{editor}   (HTTP on :{stack.ports.http} redirects; "
           f"from {', '.join(stack.node_red.editor.allow)} only)")
     print(f"  log in:     user admin, password in {DEMO / 'admin-password'}")
+    shield = stack.node_red.login_shield
+    print(f"  shield:     {'on' if shield.enabled else 'OFF'}: {shield.attempts} failed logins from one address within "
+          f"{shield.window_seconds // 60} min -> 429 for {shield.ban_seconds // 60} min (docs/shield.md)")
     print(f"  trust CA:   {root}  (the local ACME CA that issued the certificate; import it in your browser)")
     print(f"  try:        curl --cacert {root} https://{DOMAIN}:{stack.ports.https}{editor}")
     print(f"  verify:     .venv/bin/stackgen verify {directory / 'compose.yaml'}")
