@@ -34,6 +34,7 @@ FLAG_OF_FIELD = {
     ("instance", "egress"): "--egress",
     ("instance", "version"): "--node-red-version",
     ("instance", "memory_limit"): "--memory-limit",
+    ("instance", "image"): "--image",
 }
 
 
@@ -63,6 +64,7 @@ def add(
     egress: Annotated[bool, typer.Option("--egress/--no-egress", help="Let it open outbound connections (its own egress network).")] = False,
     node_red_version: Annotated[str | None, typer.Option(help="Node-RED version (image tag) of this instance.")] = None,
     memory_limit: Annotated[str | None, typer.Option(help="Memory limit such as 512m.")] = None,
+    image: Annotated[str | None, typer.Option(help="Image override for this instance (name[:tag][@sha256:digest]).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite files edited by hand (each kept as a .bak backup).")] = False,
     non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Fail instead of prompting for the password.")] = False,
 ) -> None:
@@ -92,6 +94,8 @@ def add(
             settings["version"] = node_red_version
         if memory_limit is not None:
             settings["memory_limit"] = memory_limit
+        if image is not None:
+            settings["image"] = image
         outcome = manage.add(directory, name, domain, settings, force=force)
     except SpecEditError as exc:
         raise fail(f"{_flag(exc.loc)}: {exc.message}") from None

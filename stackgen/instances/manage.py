@@ -75,7 +75,7 @@ def remove(directory: Path, name: str, drop_data: bool = False, force: bool = Fa
     secret = _in(directory, gone.credential_secret_file)
     if engine is not None:
         outcome.stopped = _remove_container(engine, stack.project, gone)
-        _remove_networks(engine, stack.project, gone)
+        outcome.dropped += [f"network {name}" for name in _remove_networks(engine, stack.project, gone)]
     if drop_data:
         from stackgen import engine as engines
 
@@ -122,18 +122,23 @@ def _remove_container(engine: Any, project: str, gone: Instance) -> list[str]:
     return removed
 
 
-def _remove_networks(engine: Any, project: str, gone: Instance) -> None:
-    """The instance's own networks, which nothing else joins (the edge is recreated by the next `up`; if it still
-    holds one, the network stays and compose removes it with the stack)."""
+def _remove_networks(engine: Any, project: str, gone: Instance) -> list[str]:
+    """The instance's own networks: nothing but the edge joins them, and Compose removes a network only with the whole
+    stack, so a network no longer declared would outlive the instance. The edge leaves it first (the next `up`
+    recreates the edge without it anyway; its route to the instance is gone with the container)."""
     from stackgen import engine as engines
 
+    removed: list[str] = []
     if not hasattr(engine, "networks"):  # an engine double without networks
-        return
+        return removed
     for key in (gone.internal_network, gone.egress_network):
         for network in engines.project_networks(engine, project, key):
             try:
                 network.reload()
-                if not network.attrs.get("Containers"):
-                    network.remove()
+                for container in (network.attrs.get("Containers") or {}):
+                    network.disconnect(container, force=True)
+                network.remove()
+                removed.append(network.name)
             except engines.APIError:
-                pass
+                pass  # still in use by something else: it stays, and `down` removes it with the stack
+    return removed
