@@ -269,7 +269,12 @@ def certbot_image(stack: Stack) -> str:
 
 
 def default_images(stack: Stack) -> dict[str, str]:
-    """Image per service: the spec's override, else stackgen's pinned default (from the contracts)."""
+    """Image per service: the spec's override, else stackgen's pinned default (from the contracts). Several Node-RED
+    instances: each instance's service its own (its view's), then the edge and certbot."""
+    if stack.instances is not None:
+        shared = default_images(stack.view(stack.instances[0]))
+        own = {inst.service: default_images(stack.view(inst))["node-red"] for inst in stack.instances}
+        return own | {service: image for service, image in shared.items() if service != "node-red"}
     return {
         "node-red": stack.images.node_red or f"{load_contract('node-red').image}:{node_red_tag(stack)}",
         "edge": stack.images.edge or edge(stack.edge).image_contract().reference(stack.platform),

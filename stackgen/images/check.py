@@ -167,9 +167,14 @@ def pin(directory: Any, checks: list[ImageCheck]) -> dict[str, str]:
     directory = Path(directory)
     stack = load_stack(directory)
     written = {}
+    instances = {inst.service: i for i, inst in enumerate(stack.instances or [])}  # several Node-RED: instances[].image
     for check in checks:
         reference = check.pinned()
         assert reference
+        if check.service in instances:
+            stack.instances[instances[check.service]].image = reference
+            written[f"instances[{instances[check.service]}].image"] = reference
+            continue
         setattr(stack.images, SERVICE_FIELDS[check.service], reference)
         written[f"images.{SERVICE_FIELDS[check.service]}"] = reference
     files.write_atomic(directory / SPEC_NAME, dump_stack(stack), 0o600)

@@ -150,14 +150,10 @@ def _helper(engine, image: str, volume: str, read_only: bool):
 
 
 def _stack_images(stack) -> dict[str, str]:
-    """Image per service; several Node-RED instances: each instance's service its own (its view's)."""
+    """Image per service (several Node-RED instances: each instance's service its own)."""
     from stackgen.generate.render import default_images
 
-    if stack.instances is None:
-        return default_images(stack)
-    images = default_images(stack.view(stack.instances[0]))
-    images.update({inst.service: default_images(stack.view(inst))["node-red"] for inst in stack.instances})
-    return images
+    return default_images(stack)
 
 
 def data_volumes(stack) -> dict[str, str]:
