@@ -5,7 +5,9 @@ its console. Then the nonce is taken away (csp.js edited to put none on the scri
 violations and an empty palette: the check can fail, and the nonce is what makes the editor work.
 
 The header grades (MDN Observatory scoring, A or better on the editor and an endpoint) are held by
-tests/integration/test_verify_live.py through `verify --live`; here, the same grader on the editor's page.
+tests/integration/test_verify_live.py through `verify --live`; here, the same grader on the editor's page and on
+real HTTP-in endpoints deployed through the admin API: one without a policy of its own gets the edge's endpoint
+policy (A+), one whose HTTP response node sets its own keeps it.
 
 Traffic only to our own stack: Chromium resolves the stack's name to loopback (its published port) and no other
 name at all.
@@ -13,11 +15,14 @@ name at all.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import pytest
 
 from stackgen.cli.app import app
+from stackgen.generate.headers import ENDPOINT_CSP
 from stackgen.live import checks, headers_grade
 from stackgen.stackdir import dump_stack, load_stack
 from stackgen.topology import Topology
@@ -84,6 +89,52 @@ def test_the_editor_page_grades_a_or_better(stack):
     assert csp.passed and "'unsafe-inline'" not in csp.data["script-src"], csp
 
 
+OWN_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+PAGE = "<!doctype html><html><head><title>hello</title></head><body><p>hello</p></body></html>"
+
+
+def deploy_endpoints(live: LiveStack) -> None:
+    """Two HTTP-in endpoints through the admin API: /hello (no policy of its own) and /own-policy (its HTTP response
+    node sets a Content-Security-Policy)."""
+    flows = [
+        {"id": "t1", "type": "tab", "label": "endpoints"},
+        {"id": "in1", "type": "http in", "z": "t1", "url": "/hello", "method": "get", "wires": [["page1"]]},
+        {"id": "page1", "type": "change", "z": "t1", "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": PAGE, "tot": "str"}],
+         "wires": [["out1"]]},
+        {"id": "out1", "type": "http response", "z": "t1", "statusCode": "", "headers": {}, "wires": []},
+        {"id": "in2", "type": "http in", "z": "t1", "url": "/own-policy", "method": "get", "wires": [["page2"]]},
+        {"id": "page2", "type": "change", "z": "t1", "rules": [{"t": "set", "p": "payload", "pt": "msg", "to": PAGE, "tot": "str"}],
+         "wires": [["out2"]]},
+        {"id": "out2", "type": "http response", "z": "t1", "statusCode": "", "headers": {"content-security-policy": OWN_POLICY},
+         "wires": []},
+    ]
+    response = live.https(f"{EDITOR}/flows", method="POST", body=json.dumps(flows).encode(),
+                          headers={"Authorization": f"Bearer {live.token()}", "Content-Type": "application/json",
+                                   "Node-RED-Deployment-Type": "full"})
+    assert response.status in (200, 204), response.body
+    deadline = time.monotonic() + 30  # the runtime starts the new flows after it answers
+    while live.https("/hello").status != 200:
+        assert time.monotonic() < deadline, "the deployed endpoint never answered"
+        time.sleep(0.5)
+
+
+def test_an_endpoint_gets_the_edges_policy_unless_it_sets_its_own(stack):
+    live, _ = stack
+    deploy_endpoints(live)
+    ctx = checks.LiveContext(engine=live.engine, project=live.project, observed=Topology(), declared=None, networks={},
+                             domains=[live.domain], ca_file=str(live.issuing_root))
+    plain = checks.exchange(ctx, "127.0.0.1", live.http_port, live.https_port, live.domain, "/hello")
+    assert plain.status == 200 and "hello" in plain.text
+    assert plain.values("content-security-policy") == [ENDPOINT_CSP]
+    graded = headers_grade.grade(plain)
+    assert graded.grade == "A+" and not graded.failing, graded.summary()
+    own = checks.exchange(ctx, "127.0.0.1", live.http_port, live.https_port, live.domain, "/own-policy")
+    assert own.status == 200 and own.values("content-security-policy") == [OWN_POLICY]
+    # The other headers are the edge's, once each.
+    for name in ("strict-transport-security", "x-content-type-options", "x-frame-options"):
+        assert len([k for k, _ in own.headers if k.lower() == name]) == 1, own.headers
+
+
 def test_without_the_nonce_the_editor_breaks_and_the_browser_says_so(stack):
     live, binary = stack
     path = live.directory / "node-red" / "csp.js"
@@ -106,8 +157,6 @@ def test_without_the_nonce_the_editor_breaks_and_the_browser_says_so(stack):
 
 
 def _wait_healthy(live: LiveStack, seconds: float = 90) -> None:
-    import time
-
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if live.container("node-red").attrs["State"].get("Health", {}).get("Status") == "healthy":
