@@ -38,6 +38,8 @@ class AccessPlan:
     allow: list[str] | None = None
     shield: ShieldPlan | None = None
     gaps: list[str] = field(default_factory=list)
+    instance: str | None = None  # the Node-RED instance it is for (stack.yaml's name)
+    service: str | None = None  # that instance's service
 
     @property
     def stem(self) -> str:
@@ -48,11 +50,16 @@ class AccessPlan:
         return self.allow is not None and access.open_to_everyone(self.allow)
 
 
-def plan_from_stack(stack) -> AccessPlan:
-    editor, shield = stack.node_red.editor, stack.node_red.login_shield
-    names = [d.removeprefix("*.") for d in stack.domains if d != editor.host] or [d.removeprefix("*.") for d in stack.domains]
-    return AccessPlan("stack.yaml", names[0] if names else None, editor.enabled, editor.path if editor.enabled else None,
-                      editor.host, list(editor.allow), ShieldPlan(shield.enabled, shield.attempts, shield.ban_seconds))
+def plan_from_stack(stack, instance=None) -> AccessPlan:
+    """One Node-RED instance's plan (`instance`: one of `stack.node_reds`, default the first; a version 1 stack's one
+    Node-RED is instance node-red, serving every domain): its editor, allow, shield, and the host name it is reached at."""
+    instance = instance or stack.node_reds[0]
+    editor, shield = instance.editor, instance.login_shield
+    names = [d.removeprefix("*.") for d in instance.domains if d != editor.host] or [d.removeprefix("*.") for d in instance.domains]
+    source = "stack.yaml" if stack.instances is None else f"stack.yaml, instance {instance.name}"
+    return AccessPlan(source, names[0] if names else None, editor.enabled, editor.path if editor.enabled else None,
+                      editor.host, list(editor.allow), ShieldPlan(shield.enabled, shield.attempts, shield.ban_seconds),
+                      instance=instance.name, service=instance.service)
 
 
 def plan_from_configs(edge: dict[str, str], settings: str | None) -> AccessPlan:

@@ -19,13 +19,19 @@ What is probed (`--probes all` only, see below), through the edge, as a client w
   makes failed logins with a new forged address in those headers each time and must be banned as fast,
   and stay banned.
 
+Several Node-RED instances (a version 2 stack.yaml): each is probed on its own, at its own host name, editor path,
+`allow` and shield settings, through the one edge; one outsider network (outside every instance's allow) and one
+insider network, both made before any probe runs, serve them all; checks carry `[instance NAME]` and findings
+start with the instance, its service and host name. A one-instance stack's checks keep the names they always had.
+
 Where the facts come from (access_plan.py): `stack.yaml` when `verify --live` is given a stack directory that
 has one (the editor's path and host, `allow`, the shield's settings); otherwise the running configs stackgen
 renders: httpAdminRoot and the shield's settings from Node-RED's settings.js (read in its container), `allow`,
 the host name and the editor's host from the edge's config (Caddyfile, nginx.conf or Traefik's dynamic.yml
 under /etc/stackgen/edge/). What cannot be learned is a failed check saying "not checked" and why, never a
 silent pass; with `allow` unknown, the benchmarking range counts as outside it (a list that admits it
-admits the internet).
+admits the internet). Several Node-RED services without stack.yaml: each "not checked" (which settings are whose is
+not read from the running configs).
 
 Why only at `--probes all` (the supervisor's drift watch runs `cheap` every few minutes): the edge joins
 two networks of ours for a few seconds, and the shield probe **bans its own throwaway probe addresses**
@@ -249,53 +255,112 @@ _FIX_SHIELD = ("node_red.login_shield.enabled: true and `stackgen generate`; set
 # --- running it against a live stack ----------------------------------------------------------------
 
 
+@dataclass
+class Target:
+    """One Node-RED instance to probe through the edge: its plan, service and container."""
+
+    plan: AccessPlan
+    service: str
+    container: Any
+    label: str = ""  # how checks and findings name it: empty in a one-instance stack, else "instance b (node-red-b)"
+
+    @property
+    def tag(self) -> str:
+        return f" [{self.label.split(' (')[0]}]" if self.label else ""
+
+
 def access_probe(ctx: LiveContext) -> None:
-    """The editor gate, the login shield and forged headers, from networks of our own (never raises)."""
+    """The editor gate, the login shield and forged headers of every Node-RED instance, from networks of our own
+    (never raises). One outsider network (outside every instance's allow) and, when a shield is to be probed, one
+    insider network serve every instance; each instance is probed at its own host name, editor path and allow."""
     edges, node_reds = ctx.by_role(Role.EDGE), ctx.by_role(Role.NODE_RED)
     if not edges or not node_reds:
         ctx.check(GATE, False, "not checked: no edge or no Node-RED container")
         return
-    edge, node_red = ctx.container(edges[0].name), ctx.container(node_reds[0].name)
-    plan = plan_from_stack(ctx.stack) if ctx.stack is not None else _running_plan(edge, node_red)
-    verdicts = config_verdicts(plan)
-    _apply(ctx, verdicts, edges[0].name, node_reds[0].name)
-    if plan.editor_path is None or plan.host is None or not plan.editor_enabled:
+    edge = ctx.container(edges[0].name)
+    targets = _targets(ctx, edge, node_reds)
+    probed = []
+    for target in targets:
+        _apply(ctx, target, config_verdicts(target.plan), edges[0].name)
+        plan = target.plan
+        if plan.editor_path is not None and plan.host is not None and plan.editor_enabled:
+            probed.append(target)
+    if not probed:
         return
     from stackgen.live.isolation import probe_image
 
     image = probe_image(ctx)
     if image is None or edge is None:
-        ctx.check(GATE, False, "not checked: no running Node-RED container to take a probe image from")
+        for target in probed:
+            _apply(ctx, target, [Verdict(GATE, False, "not checked: no running Node-RED container to take a probe image from")], edges[0].name)
         return
     port = next((p.target for p in edges[0].ports if p.target in (443, HTTPS_INSIDE)), HTTPS_INSIDE)
     labels = {PROBE_LABEL: ctx.project}
     name = f"stackgen-probe-{ctx.project}-{secrets.token_hex(3)}"
     try:
         taken = access.engine_subnets(ctx.engine) + access.host_routes()
-        subnet = access.outsider_subnet([] if plan.everyone else plan.allow or [], taken)
+        allow = [cidr for t in probed if not t.plan.everyone for cidr in (t.plan.allow or [])]
+        subnet = access.outsider_subnet(allow, taken)
         if subnet is None:
-            ctx.check(GATE, False, f"not checked: node_red.editor.allow covers all of {access.OUTSIDER_RANGE}, no outsider address to use")
+            for target in probed:
+                _apply(ctx, target, [Verdict(GATE, False, f"not checked: node_red.editor.allow covers all of {access.OUTSIDER_RANGE}, "
+                                                          "no outsider address to use")], edges[0].name)
             return
         with contextlib.ExitStack() as cleanup:
+            # Both networks before any probe: a network created while another instance's probes run would make the
+            # engine rewrite its isolation chains under them.
             outside = cleanup.enter_context(access.probe_network(ctx.engine, f"{name}-out", labels, subnet=subnet))
             outside.attach(edge, port)
-            with ThreadPoolExecutor(max_workers=2) as pool:
+            inside = None
+            if any(not t.plan.everyone and (t.plan.shield is None or t.plan.shield.enabled) for t in probed):
+                inside = cleanup.enter_context(access.probe_network(ctx.engine, f"{name}-in", labels, pinned=True))
+                inside.attach(edge, port)
+            edge.reload()
+            with ThreadPoolExecutor(max_workers=min(8, 2 * len(probed))) as pool:
                 jobs = []
-                if not plan.everyone:
-                    jobs.append(pool.submit(_gate, plan, outside, image, labels))
-                if plan.shield is None or plan.shield.enabled:
-                    jobs.append(pool.submit(_shield, ctx, plan, outside, cleanup, name, image, labels, edge, node_red, port))
-                for job in jobs:
-                    _apply(ctx, job.result(), edges[0].name, node_reds[0].name)
+                for target in probed:
+                    plan = target.plan
+                    if not plan.everyone:
+                        jobs.append((target, pool.submit(_gate, plan, outside, image, labels)))
+                    if plan.shield is None or plan.shield.enabled:
+                        jobs.append((target, pool.submit(_shield, plan, outside if plan.everyone else inside, image, labels, edge,
+                                                         target.container)))
+                for target, job in jobs:
+                    _apply(ctx, target, job.result(), edges[0].name)
     except Exception as exc:  # noqa: BLE001 - a probe that cannot run is reported, not fatal
-        ctx.check(GATE, False, f"not checked: the probe networks could not be set up ({exc})")
+        for target in probed:
+            _apply(ctx, target, [Verdict(GATE, False, f"not checked: the probe networks could not be set up ({exc})")], edges[0].name)
 
 
-def _apply(ctx: LiveContext, verdicts: list[Verdict], edge: str, node_red: str) -> None:
+def _targets(ctx: LiveContext, edge, node_reds: list) -> list[Target]:
+    """Each instance's plan: from stack.yaml, else (one Node-RED) from the running configs."""
+    if ctx.stack is not None:
+        instances = [i for i in ctx.stack.node_reds if i.service in ctx.observed.services] or ctx.stack.node_reds[:1]
+        several = len(ctx.stack.node_reds) > 1
+        found = []
+        for inst in instances:
+            label = f"instance {inst.name}" + (f" ({inst.service})" if inst.service != inst.name else "") if several else ""
+            found.append(Target(plan_from_stack(ctx.stack, inst), inst.service, ctx.container(inst.service), label))
+        return found
+    if len(node_reds) == 1:
+        node_red = ctx.container(node_reds[0].name)
+        return [Target(_running_plan(edge, node_red), node_reds[0].name, node_red)]
+    found = []
+    for svc in node_reds:
+        plan = AccessPlan("the running configs", gaps=[f"{len(node_reds)} Node-RED services and no stack.yaml: which editor settings "
+                                                       "and host names are whose is not read from the running configs"],
+                          instance=svc.name, service=svc.name)
+        found.append(Target(plan, svc.name, ctx.container(svc.name), svc.name))
+    return found
+
+
+def _apply(ctx: LiveContext, target: Target, verdicts: list[Verdict], edge: str) -> None:
+    """Checks and findings, naming the instance when the stack has several (the check's name, the finding's message)."""
     for verdict in verdicts:
-        ctx.check(verdict.check, verdict.ok, verdict.detail)
+        ctx.check(verdict.check + target.tag, verdict.ok, verdict.detail)
         if verdict.rule:
-            ctx.report(verdict.rule, node_red if verdict.role is Role.NODE_RED else edge, verdict.message)
+            where = f"{target.label}, at {target.plan.host}: " if target.label else ""
+            ctx.report(verdict.rule, target.service if verdict.role is Role.NODE_RED else edge, where + verdict.message)
 
 
 def _gate(plan: AccessPlan, outside: access.ProbeNetwork, image: str, labels: dict[str, str]) -> list[Verdict]:
@@ -309,18 +374,13 @@ def _gate(plan: AccessPlan, outside: access.ProbeNetwork, image: str, labels: di
     return judge_gate(plan, steps, results, client.address, outside.subnet)
 
 
-def _shield(ctx: LiveContext, plan: AccessPlan, outside: access.ProbeNetwork, cleanup: contextlib.ExitStack, name: str,
-            image: str, labels: dict[str, str], edge, node_red, port: int) -> list[Verdict]:
+def _shield(plan: AccessPlan, inside: access.ProbeNetwork | None, image: str, labels: dict[str, str], edge, node_red) -> list[Verdict]:
     try:
-        if plan.everyone:
-            inside = outside
-        else:
-            inside = cleanup.enter_context(access.probe_network(ctx.engine, f"{name}-in", labels, pinned=True))
-            if plan.allow is not None and not access.covers(plan.allow, inside.subnet):
-                return [Verdict(SHIELD, False, f"not checked: the engine's address pools gave {inside.subnet}, outside "
-                                               "node_red.editor.allow: no probe address may reach the login")]
-            inside.attach(edge, port)
-        edge.reload()
+        if inside is None:
+            return [Verdict(SHIELD, False, "not checked: no insider network")]
+        if not plan.everyone and plan.allow is not None and not access.covers(plan.allow, inside.subnet):
+            return [Verdict(SHIELD, False, f"not checked: the engine's address pools gave {inside.subnet}, outside "
+                                           "node_red.editor.allow: no probe address may reach the login")]
         edge_addresses = {n.get("IPAddress") for n in edge.attrs["NetworkSettings"]["Networks"].values()} - {None, ""}
         budget = (plan.shield.attempts if plan.shield and plan.shield.attempts else UNKNOWN_BUDGET - 1) + 1
         plain = _shield_run(plan, inside.client(image, random_address=True, labels=labels), node_red, edge_addresses, budget, False)

@@ -15,6 +15,12 @@ Three layers, one report (judged by the one verify pipeline, `verify.pipeline.ve
    forged client headers: SG313-SG316, `--probes all`) in `access_probes.py`;
    what the edge serves is probed here.
 
+Several Node-RED instances (a version 2 stack.yaml, `InstanceFacts`): the matrix adds instance-to-instance
+cells (from inside each instance and the edge), egress, the access probes and the checks through the edge
+run per instance at its own host name and editor path, and every host name is checked for a certificate
+that names it; checks carry the instance (`[instance b]`), findings name it. A one-instance stack's checks
+keep the names they always had.
+
 Probes only ever target loopback, the stack's own networks and the networks
 the verifier creates (and removes: the canary's, the access probes'); probe containers use an image the
 stack already has (Node-RED's, which has `node`), run as nobody, read-only,
@@ -36,7 +42,7 @@ from stackgen import engine as engines
 from stackgen.findings import Finding
 from stackgen.live import probes
 from stackgen.live.access_probes import access_probe
-from stackgen.live.isolation import Reach, egress, keys, matrix
+from stackgen.live.isolation import Reach, egress, egress_canary, keys, matrix
 from stackgen.live.observe import observe, project_networks
 from stackgen.topology import Role, Service, Topology
 from stackgen.verify.rules import get_rule
@@ -52,6 +58,27 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         return {"check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class InstanceFacts:
+    """One Node-RED instance as the probes see it: whose service, which host names reach it, its editor, its egress.
+
+    From stack.yaml (`Stack.node_reds`: a version 1 stack's one Node-RED is instance node-red); without it, one per
+    running Node-RED service, named by its service, with the stack-wide facts the context was given."""
+
+    name: str  # the instance's name in stack.yaml (its service's name without stack.yaml)
+    service: str
+    hosts: list[str] = field(default_factory=list)  # exact host names routed to it (its editor's own host too)
+    editor_path: str | None = "/"  # None: no editor served
+    egress: bool = False
+    spec: Any = None  # stackgen.spec.Instance, when stack.yaml was read
+
+    @property
+    def host(self) -> str | None:
+        """The name a client reaches it at (not the editor's own host, when another name exists)."""
+        own = getattr(getattr(self.spec, "editor", None), "host", None)
+        return next((h for h in self.hosts if h != own), None) or next(iter(self.hosts), None)
 
 
 @dataclass
@@ -74,7 +101,41 @@ class LiveContext:
     checks: list[Check] = field(default_factory=list)
     extra_subnets: list[str] = field(default_factory=list)  # the canary network's, while it exists
     stack: Any = None  # the stack's spec (stackgen.spec.Stack), when stack.yaml was read
+    instances: list[InstanceFacts] = field(default_factory=list)  # empty: one per running Node-RED service (node_reds())
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def node_reds(self) -> list[InstanceFacts]:
+        """Every Node-RED instance to probe: stack.yaml's, else each running Node-RED service with the context's facts."""
+        if self.instances:
+            return list(self.instances)
+        hosts = [d for d in self.domains if not d.startswith("*.")] or [d.removeprefix("*.") for d in self.domains[:1]]
+        return [InstanceFacts(svc.name, svc.name, hosts, self.editor_path, self._egress_declared(svc.name))
+                for svc in self.by_role(Role.NODE_RED)]
+
+    def _egress_declared(self, service: str) -> bool:
+        """Without stack.yaml: a Node-RED the compose file puts on a network that is not internal has egress."""
+        declared = self.declared.services.get(service) if self.declared else None
+        if declared is None:
+            return self.egress_allowed
+        return any(not self.declared.is_internal(n) for n in declared.networks)
+
+    @property
+    def several(self) -> bool:
+        """More than one Node-RED: checks and findings then say which instance they are about."""
+        return len(self.node_reds()) > 1
+
+    def instance_of(self, service: str) -> InstanceFacts | None:
+        return next((i for i in self.node_reds() if i.service == service), None)
+
+    def tag(self, instance: InstanceFacts) -> str:
+        """A check name's suffix naming the instance: empty in a one-instance stack (the names it always had)."""
+        return f" [instance {instance.name}]" if self.several else ""
+
+    def who(self, instance: InstanceFacts) -> str:
+        """The instance as findings name it: `instance b (node-red-b)`, or its service alone when it is the only one."""
+        if not self.several:
+            return instance.service
+        return f"instance {instance.name}" + (f" ({instance.service})" if instance.service != instance.name else "")
 
     def report(self, rule_id: str, service: str | None, message: str) -> None:
         rule = get_rule(rule_id)
@@ -140,29 +201,40 @@ def edge_endpoint(ctx: LiveContext) -> tuple[str, int | None, int | None]:
     return "127.0.0.1", None, None
 
 
+def certificate_names(ctx: LiveContext) -> list[tuple[str, InstanceFacts | None]]:
+    """Every exact name the edge serves, with the instance it routes to: the stack's domains, then any instance host
+    name only a wildcard there covers. Each must be served with a certificate for it (SAN coverage)."""
+    owner = {h: inst for inst in ctx.node_reds() for h in inst.hosts}
+    names = [d for d in ctx.domains if not d.startswith("*.")]
+    names += [h for h in owner if h not in names]
+    return [(name, owner.get(name)) for name in names]
+
+
 def tls(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
     address, http_port, https_port = edge_endpoint(ctx)
     edge = (ctx.by_role(Role.EDGE) or [None])[0]
     if edge is None or https_port is None or not ctx.domains:
         ctx.check("edge TLS", False, "no published HTTPS port or no domain known: TLS probes skipped")
         return
-    jobs = [pool.submit(_certificate, ctx, edge.name, address, https_port, d) for d in ctx.domains if not d.startswith("*.")]
+    jobs = [pool.submit(_certificate, ctx, edge.name, address, https_port, name, owner) for name, owner in certificate_names(ctx)]
     jobs.append(pool.submit(_protocols, ctx, edge.name, address, https_port))
     jobs.append(pool.submit(_http_policy, ctx, edge.name, address, http_port, https_port))
-    jobs.append(pool.submit(_node_red_through_edge, ctx, edge.name, address, https_port))
-    jobs.append(pool.submit(_header_grades, ctx, edge.name, address, http_port, https_port))
+    for instance in ctx.node_reds():
+        jobs.append(pool.submit(_node_red_through_edge, ctx, edge.name, address, https_port, instance))
+        jobs.append(pool.submit(_header_grades, ctx, edge.name, address, http_port, https_port, instance))
     for job in jobs:
         job.result()
 
 
-def _certificate(ctx: LiveContext, edge: str, address: str, port: int, domain: str) -> None:
+def _certificate(ctx: LiveContext, edge: str, address: str, port: int, domain: str, owner: InstanceFacts | None = None) -> None:
     from stackgen.live import certificates
 
+    whose = f" ({ctx.who(owner)})" if owner is not None and ctx.several else ""
     try:
         cert = certificates.fetch(address, port, domain)
     except OSError as exc:
         ctx.check(f"certificate for {domain}", False, str(exc))
-        ctx.report("SG305", edge, f"no TLS handshake for {domain} on {address}:{port}: {exc}")
+        ctx.report("SG305", edge, f"no TLS handshake for {domain}{whose} on {address}:{port}: {exc}")
         return
     names = list(cert.names)
     days = cert.days_left()
@@ -180,7 +252,7 @@ def _certificate(ctx: LiveContext, edge: str, address: str, port: int, domain: s
     detail = f"serial {cert.serial_number:X}, names {', '.join(names)}, {days:.0f} days left"
     if ctx.check(f"certificate for {domain}", not problems, detail if not problems else "; ".join(problems)):
         return
-    ctx.report("SG305", edge, f"the certificate served for {domain} " + "; ".join(problems))
+    ctx.report("SG305", edge, f"the certificate served for {domain}{whose} " + "; ".join(problems))
 
 
 def _name_matches(pattern: str, name: str) -> bool:
@@ -218,24 +290,29 @@ def _http_policy(ctx: LiveContext, edge: str, address: str, http_port: int | Non
         ctx.report("SG307", edge, f"HTTPS responses carry no Strict-Transport-Security header ({hsts or 'missing'})")
 
 
-def _node_red_through_edge(ctx: LiveContext, edge: str, address: str, port: int) -> None:
-    domain = ctx.domains[0].removeprefix("*.")
-    node_red = (ctx.by_role(Role.NODE_RED) or [None])[0]
-    name = node_red.name if node_red else None
-    if ctx.editor_path is not None:
-        root = ctx.editor_path.rstrip("/") + "/"
+def _node_red_through_edge(ctx: LiveContext, edge: str, address: str, port: int, instance: InstanceFacts | None = None) -> None:
+    """Through the edge at the instance's host name: its admin API wants a token, its editor's websocket upgrades, and a
+    path nobody serves gets Node-RED's own 404 (the edge reaches it, and proxies nothing else)."""
+    instance = instance or next(iter(ctx.node_reds()), None)
+    domain = (instance.host if instance and instance.host else None) or ctx.domains[0].removeprefix("*.")
+    name = instance.service if instance else None
+    tag = ctx.tag(instance) if instance else ""
+    at = f" at {domain} ({ctx.who(instance)})" if instance and ctx.several else ""
+    editor_path = instance.editor_path if instance else ctx.editor_path
+    if editor_path is not None:
+        root = editor_path.rstrip("/") + "/"
         try:
             status = probes.https_request(address, port, domain, root + "flows", timeout=5).status
         except OSError as exc:
             status = f"error {exc}"
-        if not ctx.check("admin API refuses anonymous GET /flows", status in (401, 403), str(status)):
-            ctx.report("SG308", name, f"GET {root}flows without a token answered {status} (expected 401)")
+        if not ctx.check(f"admin API refuses anonymous GET /flows{tag}", status in (401, 403), str(status)):
+            ctx.report("SG308", name, f"GET {root}flows{at} without a token answered {status} (expected 401)")
         try:
             upgraded = probes.websocket_upgrade(address, port, domain, root + "comms", timeout=5)
         except OSError:
             upgraded = 0
-        if not ctx.check("editor websocket upgrades", upgraded == 101, str(upgraded)):
-            ctx.report("SG309", edge, f"GET {root}comms with Upgrade: websocket answered {upgraded} (expected 101)")
+        if not ctx.check(f"editor websocket upgrades{tag}", upgraded == 101, str(upgraded)):
+            ctx.report("SG309", edge, f"GET {root}comms{at} with Upgrade: websocket answered {upgraded} (expected 101)")
     path = f"/stackgen-probe-{secrets.token_hex(4)}"
     try:
         response = probes.https_request(address, port, domain, path, timeout=5)
@@ -243,8 +320,8 @@ def _node_red_through_edge(ctx: LiveContext, edge: str, address: str, port: int)
         detail = f"{response.status}"
     except OSError as exc:
         ok, detail = False, str(exc)
-    if not ctx.check("unknown path reaches Node-RED only", ok, detail):
-        ctx.report("SG310", edge, f"GET {path} answered {detail}, not Node-RED's own 404: something else is proxied")
+    if not ctx.check(f"unknown path reaches Node-RED only{tag}", ok, detail):
+        ctx.report("SG310", edge, f"GET {path}{at} answered {detail}, not Node-RED's own 404: something else is proxied")
 
 
 # --- graded: headers (MDN Observatory scoring) and TLS (Mozilla's intermediate profile) ----------------
@@ -306,12 +383,16 @@ def exchange(ctx: LiveContext, address: str, http_port: int | None, https_port: 
     return Exchange(route[-1][0], final.status, final.header_lines, final.body, http_route, bool(verified), cors, cookies)
 
 
-def _header_grades(ctx: LiveContext, edge: str, address: str, http_port: int | None, https_port: int) -> None:
+def _header_grades(ctx: LiveContext, edge: str, address: str, http_port: int | None, https_port: int,
+                   instance: InstanceFacts | None = None) -> None:
     from stackgen.live.headers_grade import grade
 
-    domain = ctx.domains[0].removeprefix("*.")
-    pages = [("editor", (ctx.editor_path or "/").rstrip("/") + "/")] if ctx.editor_path is not None else []
-    pages.append(("endpoint", f"/stackgen-probe-{secrets.token_hex(4)}"))
+    instance = instance or next(iter(ctx.node_reds()), None)
+    domain = (instance.host if instance and instance.host else None) or ctx.domains[0].removeprefix("*.")
+    editor_path = instance.editor_path if instance else ctx.editor_path
+    which = f", instance {instance.name}" if instance and ctx.several else ""
+    pages = [(f"editor{which}", (editor_path or "/").rstrip("/") + "/")] if editor_path is not None else []
+    pages.append((f"endpoint{which}", f"/stackgen-probe-{secrets.token_hex(4)}"))
     for label, path in pages:
         try:
             graded = grade(exchange(ctx, address, http_port, https_port, domain, path))
@@ -405,8 +486,8 @@ def verify_live(
     if stack is not None:
         ctx.domains = list(stack.domains)
         ctx.cert_name = stack.cert_name if stack.tls.mode != "files" else None
-        ctx.editor_path = stack.node_red.editor.path if stack.node_red.editor.enabled else None
-        ctx.egress_allowed = stack.node_red.egress
+        ctx.instances = instances_of(stack)
+        ctx.editor_path, ctx.egress_allowed = ctx.instances[0].editor_path, ctx.instances[0].egress
         ctx.stack = stack
     elif declared is not None:
         ctx.egress_allowed = any(not declared.is_internal(n) for s in declared.by_role(Role.NODE_RED) for n in s.networks)
@@ -415,25 +496,42 @@ def verify_live(
                       time.monotonic() - start)
 
 
-def _probe(ctx: LiveContext, probe_level: str) -> list[Finding]:
-    """Run the probes `probe_level` asks for (all, cheap, none) at once; their findings.
+def instances_of(stack) -> list[InstanceFacts]:
+    """stack.yaml's Node-RED instances (a version 1 stack: its one Node-RED, instance node-red, serving every domain)."""
+    found = []
+    for inst in stack.node_reds:
+        hosts = [h for h in inst.hosts if not h.startswith("*.")] or [d.removeprefix("*.") for d in inst.domains[:1]]
+        found.append(InstanceFacts(inst.name, inst.service, hosts, inst.editor.path if inst.editor.enabled else None,
+                                   inst.egress, inst))
+    return found
 
-    The access probes (their networks) run before the matrix, not beside it: whenever a network is created the
-    engine (20.10) deletes and re-inserts FORWARD's jump to its isolation chain, and a connection the matrix
-    opens in that instant crosses bridges (a false SG301)."""
+
+def _probe(ctx: LiveContext, probe_level: str) -> list[Finding]:
+    """Run the probes `probe_level` asks for (all, cheap, none) at once; their findings. At `all`, the isolation
+    probes run in the order `_isolation` gives them."""
     if probe_level != "none":
         with ThreadPoolExecutor(max_workers=8) as pool:
             jobs = [pool.submit(tls, ctx, pool), pool.submit(keys, ctx)]
             if probe_level == "all":
-                jobs += [pool.submit(_access_then_matrix, ctx, pool), pool.submit(egress, ctx), pool.submit(tls_profile_probe, ctx)]
+                jobs += [pool.submit(_isolation, ctx, pool), pool.submit(tls_profile_probe, ctx)]
             for job in jobs:
                 job.result()
     return ctx.findings
 
 
-def _access_then_matrix(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
-    access_probe(ctx)
-    matrix(ctx, pool)
+def _isolation(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
+    """Every network the verifier needs exists before the first isolation probe, and none is created while they run:
+    whenever a network is created the engine (20.10) deletes and re-inserts FORWARD's jump to its isolation chain,
+    and a connection a probe opens in that instant crosses bridges (a false SG301, or SG303). So the egress canary's
+    network comes first, then the access probes (their own networks, created, used and removed in turn), and only
+    then the matrix and the egress probes, side by side; the canary's network is removed after both."""
+    with egress_canary(ctx) as canary:
+        access_probe(ctx)
+        outward = pool.submit(egress, ctx, canary)
+        try:
+            matrix(ctx, pool)
+        finally:
+            outward.result()
 
 
 def _without_probe_networks(engine, observed: Topology) -> Topology:

@@ -3,8 +3,13 @@
 The probes of `stackgen verify --live` that test isolation (SG301-SG304), split from `checks.py` (which
 observes, runs them with the edge's TLS and HTTP probes, and judges): a probe container on each
 project network and the host try every service's listening ports against what the security model
-expects; inside Node-RED, the routing table, a canary on a network of our own and a listener on the
-host's bridge gateway show whether it has a way out; inside each container, whether the key is readable.
+expects; with several Node-RED instances, also from inside each instance's container (every other
+instance's port: blocked) and inside the edge (each instance's port: open); inside each Node-RED
+instance, the routing table, a canary on a network of our own and a listener on the host's bridge
+gateway show whether it has a way out; inside each container, whether the key is readable.
+
+Order (checks._isolation): the canary's network is created before any isolation probe runs, never beside
+them: creating a network makes the engine rewrite its isolation chains (see `egress_canary`).
 
 Probes only ever target loopback, the stack's own networks and the canary network created here (and
 removed); probe containers use an image the stack already has (Node-RED's, which has `node`), run as
@@ -13,11 +18,13 @@ nobody, read-only, without capabilities, and are removed afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 1.5
 CANARY_PORT = 18080
+INSIDE = "inside "  # a vantage in a container's own network namespace: "inside node-red-b"
 
 # One TCP attempt per target, concurrently; prints [{"r": open|refused|blocked}] in order.
 _CONNECT_JS = r"""
@@ -69,13 +77,14 @@ _LISTEN_JS = f"require('net').createServer(s => s.end()).listen({CANARY_PORT}, '
 class Reach:
     """One cell of the reachability matrix."""
 
-    vantage: str  # a network key, "host", or "inside SERVICE"
+    vantage: str  # a network key, "host", or "inside SERVICE" (that container's own network namespace)
     service: str
     address: str
     port: int
     expected: str | None  # "open" | "closed" | None (no expectation)
     observed: str = "?"  # "open" | "refused" | "blocked"
     via: str = ""  # the network the target address belongs to
+    instances: tuple[str, str] | None = None  # (from, to): a Node-RED instance's network or container -> another instance
 
     @property
     def reachable(self) -> bool:
@@ -88,8 +97,10 @@ class Reach:
         return self.reachable == (self.expected == "open")
 
     def to_dict(self) -> dict[str, Any]:
+        between = {"from": self.instances[0], "to": self.instances[1]} if self.instances else None
         return {"from": self.vantage, "service": self.service, "address": self.address, "port": self.port,
-                "network": self.via, "expected": self.expected, "observed": self.observed, "ok": self.ok}
+                "network": self.via, "expected": self.expected, "observed": self.observed, "ok": self.ok,
+                "instances": between}
 
 
 # --- expectations --------------------------------------------------------------------
@@ -115,7 +126,23 @@ def listening_ports(ctx: LiveContext, svc: Service) -> list[int]:
 
 
 def expected(ctx: LiveContext, vantage: str, target: Service, target_net: str) -> str | None:
-    """What the security model says about a connection from `vantage` to `target`'s address on `target_net`."""
+    """What the security model says about a connection from `vantage` to `target`'s address on `target_net`.
+
+    From inside a container (`inside SERVICE`, only Node-RED targets are probed): another Node-RED instance never
+    reaches one (instances are isolated from each other, whatever network they share); the edge reaches each
+    instance on the internal network they share by declaration (a network it was never declared on: no expectation,
+    the other cells judge that attachment)."""
+    if vantage.startswith(INSIDE):
+        source = ctx.observed.services.get(vantage.removeprefix(INSIDE))
+        if target.role is not Role.NODE_RED or source is None:
+            return None
+        if source.role is not Role.EDGE:
+            return "closed"
+        if target_net not in _declared_networks(ctx, source.name):
+            return "closed"
+        if target_net in _declared_networks(ctx, target.name) and _internal(ctx, target_net):
+            return "open"
+        return None
     if vantage == "host":
         return "closed" if target.role is Role.NODE_RED else None
     if vantage != target_net:
@@ -153,17 +180,19 @@ def probe_image(ctx: LiveContext) -> str | None:
     return None
 
 
-def run_probe_container(ctx: LiveContext, image: str, network: str, job: dict[str, Any]) -> dict[str, Any]:
-    """A throwaway container on one network, running the connect script as nobody."""
+def run_probe_container(ctx: LiveContext, image: str, network: str | None, job: dict[str, Any], *, beside: Any = None) -> dict[str, Any]:
+    """A throwaway container on one network (or, `beside` a container, in that container's network namespace: its
+    own view, for an image without `node`), running the connect script as nobody."""
     for host, _ in job["targets"]:
         probes.check_target(host, ctx.subnets())
+    where = {"network_mode": f"container:{beside.id}"} if beside is not None else {"network": ctx.networks[network or ""]["Name"]}
     # Not `remove=True`: docker-py then removes without `v`, and an image that declares VOLUMEs
     # (Node-RED's /data) would leave one anonymous volume behind per probe.
     container = ctx.engine.containers.create(
         image,
         ["-e", _CONNECT_JS, json.dumps(job)],
         entrypoint=["node"],
-        network=ctx.networks[network]["Name"],
+        **where,
         user="65534:65534",
         read_only=True,
         cap_drop=["ALL"],
@@ -197,6 +226,8 @@ def exec_connect(ctx: LiveContext, service: str, targets: list[tuple[str, int]],
 
 
 def matrix(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
+    """Every listening port of every service from every project network and from the host; with several Node-RED
+    instances also from inside each instance (every other instance's port) and inside the edge (each instance's)."""
     targets: list[tuple[Service, str, str, int]] = []  # (service, network, ip, port)
     for svc in ctx.observed.services.values():
         ports = listening_ports(ctx, svc)
@@ -212,6 +243,7 @@ def matrix(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
             jobs.append(pool.submit(_matrix_from_network, ctx, image, network, targets))
     else:
         ctx.check("reachability matrix", False, "no Node-RED container to take a probe image from: container vantage points skipped")
+    jobs += _instance_vantages(ctx, pool, image, [t for t in targets if t[0].role is Role.NODE_RED])
     allowed = ctx.subnets()
     host_cells = []
     for svc, net, ip, port in targets:
@@ -232,6 +264,48 @@ def matrix(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
         _record(ctx, cell)
 
 
+def _instance_vantages(ctx: LiveContext, pool: ThreadPoolExecutor, image: str | None,
+                       node_reds: list[tuple[Service, str, str, int]]) -> list[Any]:
+    """Instance to instance, from the containers themselves: inside each Node-RED (its own `node`), every other
+    instance's port at each of its addresses must be blocked; inside the edge (a probe container sharing its network
+    namespace: edge images have no `node`), each instance's port must open on the network they share. Only with
+    several instances: with one, the network cells say the same (the internal network is the edge's)."""
+    services = {svc.name for svc, *_ in node_reds}
+    if len(services) < 2:
+        return []
+    jobs = []
+    for name in sorted(services):
+        others = [t for t in node_reds if t[0].name != name]
+        jobs.append(pool.submit(_matrix_inside, ctx, name, others))
+    for edge in ctx.by_role(Role.EDGE):
+        if image is None:
+            continue
+        jobs.append(pool.submit(_matrix_beside, ctx, image, edge.name, node_reds))
+    return jobs
+
+
+def _matrix_inside(ctx: LiveContext, service: str, targets: list[tuple[Service, str, str, int]]) -> None:
+    result = exec_connect(ctx, service, [(ip, port) for _, _, ip, port in targets])
+    if result is None:
+        ctx.check(f"probe inside {service}", False, "could not run the connect script in its container")
+        return
+    _cells(ctx, INSIDE + service, targets, result.get("connect", []))
+
+
+def _matrix_beside(ctx: LiveContext, image: str, edge: str, targets: list[tuple[Service, str, str, int]]) -> None:
+    container = ctx.container(edge)
+    if container is None:
+        ctx.check(f"probe inside {edge}", False, "no running container")
+        return
+    job = {"targets": [[ip, port] for _, _, ip, port in targets], "timeout": int(CONNECT_TIMEOUT * 1000)}
+    try:
+        result = run_probe_container(ctx, image, None, job, beside=container)
+    except Exception as exc:  # noqa: BLE001 - a probe that cannot run is reported, not fatal
+        ctx.check(f"probe inside {edge}", False, f"could not run: {exc}")
+        return
+    _cells(ctx, INSIDE + edge, targets, result.get("connect", []))
+
+
 def _matrix_from_network(ctx: LiveContext, image: str, network: str, targets: list[tuple[Service, str, str, int]]) -> None:
     job = {"targets": [[ip, port] for _, _, ip, port in targets], "timeout": int(CONNECT_TIMEOUT * 1000)}
     try:
@@ -239,9 +313,30 @@ def _matrix_from_network(ctx: LiveContext, image: str, network: str, targets: li
     except Exception as exc:  # noqa: BLE001 - a probe that cannot run is reported, not fatal
         ctx.check(f"probe container on {network}", False, f"could not run: {exc}")
         return
-    for (svc, net, ip, port), observed in zip(targets, result.get("connect", []), strict=False):
-        cell = Reach(network, svc.name, ip, port, expected(ctx, network, svc, net), observed, via=net)
+    _cells(ctx, network, targets, result.get("connect", []))
+
+
+def _cells(ctx: LiveContext, vantage: str, targets: list[tuple[Service, str, str, int]], observed: list[str]) -> None:
+    for (svc, net, ip, port), seen in zip(targets, observed, strict=False):
+        cell = Reach(vantage, svc.name, ip, port, expected(ctx, vantage, svc, net), seen, via=net)
+        cell.instances = instance_pair(ctx, vantage, svc)
         _record(ctx, cell)
+
+
+def instance_pair(ctx: LiveContext, vantage: str, target: Service) -> tuple[str, str] | None:
+    """(from, to) when `vantage` is one Node-RED instance's container or network (a network only it of the instances
+    was declared on) and `target` another instance; None otherwise."""
+    if target.role is not Role.NODE_RED or not ctx.several:
+        return None
+    to = ctx.instance_of(target.name)
+    if vantage.startswith(INSIDE):
+        source = ctx.instance_of(vantage.removeprefix(INSIDE))
+    else:
+        owners = [i for i in ctx.node_reds() if vantage in _declared_networks(ctx, i.service)]
+        source = owners[0] if len(owners) == 1 else None
+    if source is None or to is None or source.service == to.service:
+        return None
+    return source.name, to.name
 
 
 def _record(ctx: LiveContext, cell: Reach) -> None:
@@ -250,15 +345,21 @@ def _record(ctx: LiveContext, cell: Reach) -> None:
     if cell.ok:
         return
     target = ctx.observed.services.get(cell.service)
+    if cell.vantage == "host":
+        where = "the host"
+    elif cell.vantage.startswith(INSIDE):
+        where = cell.vantage
+    else:
+        where = f"network {cell.vantage}"
+    between = f" (instance {cell.instances[0]} reaches instance {cell.instances[1]} without the edge)" if cell.instances else ""
     if cell.reachable:
-        where = "the host" if cell.vantage == "host" else f"network {cell.vantage}"
-        message = f"{cell.service}:{cell.port} ({cell.address} on {cell.via}) opens from {where}; the security model says it must not"
+        message = f"{cell.service}:{cell.port} ({cell.address} on {cell.via}) opens from {where}{between}; the security model says it must not"
         if cell.vantage == "host" and target is not None and target.role is Role.NODE_RED:
             ctx.report("SG302", cell.service, message + _firewall_hint(ctx, cell.via))
         else:
             ctx.report("SG301", cell.service, message)
     else:
-        ctx.report("SG301", cell.service, f"{cell.service}:{cell.port} ({cell.address}) does not open from network {cell.vantage} ({cell.observed}); it should")
+        ctx.report("SG301", cell.service, f"{cell.service}:{cell.port} ({cell.address}) does not open from {where} ({cell.observed}); it should")
 
 
 def _firewall_hint(ctx: LiveContext, network: str) -> str:
@@ -270,33 +371,83 @@ def _firewall_hint(ctx: LiveContext, network: str) -> str:
 # --- egress, host gateway, keys ------------------------------------------------------------
 
 
-def egress(ctx: LiveContext) -> None:
-    """Node-RED's way out: default route, a canary on a network of ours, the host's bridge gateways."""
-    node_reds = ctx.by_role(Role.NODE_RED)
-    if not node_reds:
-        return
-    node_red = node_reds[0].name
+@dataclass
+class Canary:
+    """A listener on a network of the verifier's own: what a Node-RED without egress must not reach."""
+
+    address: str
+    port: int = CANARY_PORT
+
+
+_OWN = object()  # egress() without a canary given: it sets one up itself
+
+
+@contextlib.contextmanager
+def egress_canary(ctx: LiveContext) -> Iterator[Canary | None]:
+    """The canary for the egress probes, set up (network, listener) before any isolation probe runs and removed after.
+
+    Made first, not beside the matrix: creating a network makes the engine (20.10) rewrite FORWARD's jumps to its
+    isolation chains, and in that instant a matrix probe crosses bridges (a false SG301) or a Node-RED reaches the
+    canary (a false SG303). None when every instance may egress, there is no image, or it could not be set up (a
+    failed check says so)."""
     image = probe_image(ctx)
-    canary_network = canary = None
-    listeners: list[socket.socket] = []
-    targets: list[tuple[str, int]] = []
-    labels: list[str] = []
+    if image is None or all(inst.egress for inst in ctx.node_reds()):
+        yield None
+        return
+    network = container = None
+    canary = None
     try:
-        if image and not ctx.egress_allowed:
+        try:
             name = f"stackgen-probe-{ctx.project}-{secrets.token_hex(3)}"
-            canary_network = ctx.engine.networks.create(name, driver="bridge", labels={PROBE_LABEL: ctx.project})
-            subnet = ctx.engine.api.inspect_network(canary_network.id)["IPAM"]["Config"][0]["Subnet"]
+            network = ctx.engine.networks.create(name, driver="bridge", labels={PROBE_LABEL: ctx.project})
+            subnet = ctx.engine.api.inspect_network(network.id)["IPAM"]["Config"][0]["Subnet"]
             ctx.extra_subnets = [subnet]
-            canary = ctx.engine.containers.run(
+            container = ctx.engine.containers.run(
                 image, ["-e", _LISTEN_JS], entrypoint=["node"], network=name, user="65534:65534", read_only=True,
                 cap_drop=["ALL"], security_opt=["no-new-privileges:true"], mem_limit="64m",
                 labels={PROBE_LABEL: ctx.project}, detach=True,
             )
-            canary.reload()
-            canary_ip = canary.attrs["NetworkSettings"]["Networks"][name]["IPAddress"]
-            _wait_listening(canary, CANARY_PORT)
-            targets.append((canary_ip, CANARY_PORT))
-            labels.append(f"canary {canary_ip}:{CANARY_PORT} on a network of its own")
+            container.reload()
+            _wait_listening(container, CANARY_PORT)
+            canary = Canary(container.attrs["NetworkSettings"]["Networks"][name]["IPAddress"])
+        except Exception as exc:  # noqa: BLE001 - reported, the other probes still run
+            ctx.check("egress canary", False, f"could not be set up: {exc}")
+        yield canary
+    finally:
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.remove(force=True, v=True)
+        if network is not None:
+            with contextlib.suppress(Exception):
+                network.remove()
+        ctx.extra_subnets = []
+
+
+def egress(ctx: LiveContext, canary: Any = _OWN) -> None:
+    """Each Node-RED instance's way out: default route, the canary, the host's bridge gateways, the certificate sidecar."""
+    if canary is _OWN:
+        with egress_canary(ctx) as own:
+            egress(ctx, own)
+        return
+    instances = [inst for inst in ctx.node_reds() if inst.service in ctx.observed.services]
+    if not instances:
+        return
+    with ThreadPoolExecutor(max_workers=min(4, len(instances))) as pool:
+        for job in [pool.submit(_egress_of, ctx, inst, canary) for inst in instances]:
+            job.result()
+
+
+def _egress_of(ctx: LiveContext, instance: Any, canary: Canary | None) -> None:
+    node_red = instance.service
+    tag = ctx.tag(instance)
+    subject = f"Node-RED {ctx.who(instance)}" if ctx.several else "Node-RED"
+    listeners: list[socket.socket] = []
+    targets: list[tuple[str, int]] = []
+    labels: list[str] = []
+    try:
+        if canary is not None and not instance.egress:
+            targets.append((canary.address, canary.port))
+            labels.append(f"canary {canary.address}:{canary.port} on a network of its own")
         for key in sorted(_declared_networks(ctx, node_red)):
             attrs = ctx.networks.get(key)
             if not attrs or not attrs.get("Internal"):
@@ -317,9 +468,9 @@ def egress(ctx: LiveContext) -> None:
                 labels.append(f"certbot {ip} on {net}")
         result = exec_connect(ctx, node_red, targets)
         if result is None:
-            ctx.check("egress", False, f"could not run a probe inside {node_red}")
+            ctx.check(f"egress{tag}", False, f"could not run a probe inside {node_red}")
             return
-        if not ctx.egress_allowed:
+        if not instance.egress:
             # Docker gives containers on internal networks a default route via the bridge gateway, where the
             # engine (FORWARD) and stackgen's host rule (INPUT) drop it: only a route via another gateway is a way out.
             internal_gateways = {
@@ -330,30 +481,25 @@ def egress(ctx: LiveContext) -> None:
             routes = result.get("route") or []
             outward = [gw for gw in routes if gw not in internal_gateways]
             detail = "default routes via " + (", ".join(routes) or "none") + f" (internal gateways: {', '.join(sorted(g for g in internal_gateways if g))})"
-            if not ctx.check("no route out of node-red", not outward, detail):
-                ctx.report("SG303", node_red, f"Node-RED has a default route via {', '.join(outward)}, "
+            if not ctx.check(f"no route out of {node_red}", not outward, detail):
+                ctx.report("SG303", node_red, f"{subject} has a default route via {', '.join(outward)}, "
                                               "not an internal network's gateway, although egress is denied")
         for label, (host, port), outcome in zip(labels, targets, result.get("connect", []), strict=False):
             blocked = outcome == "blocked"
-            ctx.check(f"node-red -> {label}", blocked, outcome)
+            ctx.check(f"{node_red} -> {label}", blocked, outcome)
             if blocked:
                 continue
             if label.startswith("host listener"):
                 network = label.rsplit("gateway of ", 1)[-1].rstrip(")")
-                ctx.report("SG302", node_red, f"Node-RED reaches the host at {host}:{port} through the bridge gateway ({outcome})"
+                ctx.report("SG302", node_red, f"{subject} reaches the host at {host}:{port} through the bridge gateway ({outcome})"
                            + _firewall_hint(ctx, network))
             elif label.startswith("canary"):
-                ctx.report("SG303", node_red, f"Node-RED reaches a canary on another network ({host}:{port}, {outcome}) although egress is denied")
+                ctx.report("SG303", node_red, f"{subject} reaches a canary on another network ({host}:{port}, {outcome}) although egress is denied")
             else:
-                ctx.report("SG301", node_red, f"Node-RED reaches the certificate sidecar at {host} ({outcome})")
+                ctx.report("SG301", node_red, f"{subject} reaches the certificate sidecar at {host} ({outcome})")
     finally:
         for listener in listeners:
             listener.close()
-        if canary is not None:
-            canary.remove(force=True, v=True)
-        if canary_network is not None:
-            canary_network.remove()
-        ctx.extra_subnets = []
 
 
 def _wait_listening(container, port: int, seconds: float = 5.0) -> None:

@@ -16,13 +16,17 @@ REACHABILITY = Rule(
     severity=Severity.CRITICAL,
     title="A connection the security model forbids succeeded (or one it needs failed)",
     why="""The reachability matrix opens real TCP connections from every project network and from the
-    host to every service port. Node-RED's port must open only from the network it shares with the edge;
-    anything else reaching it bypasses the edge's TLS and authentication.""",
+    host to every service port; with several Node-RED instances also from inside each instance's container
+    and the edge's. Node-RED's port must open only from the network it shares with the edge; anything else
+    reaching it bypasses the edge's TLS and authentication. No instance reaches another (from its network or
+    its container), and the edge reaches every instance.""",
     bad="""
         # from a container on the public network: connect node-red:1880 -> open
+        # inside node-red-b: connect node-red:1880 -> open (instance b reaches instance node-red)
     """,
     good="""
         # node-red:1880 opens only from the internal network it shares with the edge
+        # inside node-red-b: connect node-red:1880 -> blocked; inside edge: open
     """,
     fix="Remove the path the matrix shows (a network attachment, a published port, a missing host firewall rule).",
     kind="probe",
