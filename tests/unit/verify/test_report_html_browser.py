@@ -62,7 +62,6 @@ def test_screenshot_is_a_drawn_picture_and_nothing_was_fetched(browser, tmp_path
     assert counts.get(BACKGROUND, 0) < 0.85 * WIDTH * HEIGHT, "mostly background: the picture is missing"
     missing = {colour.hex(): (counts.get(colour, 0), least) for colour, least in expected.items() if counts.get(colour, 0) < least}
     assert not missing, f"colours of drawn elements missing (found, wanted): {missing}"
-    assert run.seconds < 60
 
 
 def test_the_rendered_dom_holds_the_topology(browser, tmp_path):
