@@ -60,6 +60,10 @@ _IMAGE = re.compile(
 _NPM_PACKAGE = re.compile(r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*(@[A-Za-z0-9.^~<>=*|-]+)?$")
 _EDITOR_PATH = re.compile(r"^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$")
 _TIMEZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$")
+# A path-routed instance's prefix: segments of letters, digits and . _ ~ -, none starting with a dot (so no `.` or
+# `..` segment, nothing an edge or a browser would resolve away), no empty segment.
+_ROUTE_PATH = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+")
+_MAX_ROUTE_PATH = 64
 
 
 class FieldError(ValueError):
@@ -360,6 +364,24 @@ class NodeRed(StrictModel):
         description="Failed logins (editor, and HTTP-in basic auth) limited per client address: 429 with Retry-After after a few.",
     )
 
+    @property
+    def route_prefix(self) -> str:
+        """The URL path prefix it is served under: '' (the root of its host names); a path-routed instance's `path`."""
+        return ""
+
+    @property
+    def editor_root(self) -> str:
+        """The editor's URL path (Node-RED's httpAdminRoot): `editor.path` under the route prefix (`/lab` + `/editor`;
+        the editor at `/` of a path-routed instance is its whole prefix, `/lab`)."""
+        if not self.route_prefix:
+            return self.editor.path
+        return (self.route_prefix + self.editor.path).rstrip("/")
+
+    @property
+    def node_root(self) -> str:
+        """Node-RED's httpNodeRoot: HTTP-in endpoints and the dashboard, `/` or the route prefix (`/lab/`)."""
+        return self.route_prefix + "/"
+
     @field_validator("credential_secret_file")
     @classmethod
     def _secret_path(cls, value: str) -> str:
@@ -442,6 +464,14 @@ class Instance(NodeRed):
         description="Host names the edge routes to this instance (no wildcard; no name of another instance). "
         "Each must be one of the stack's `domains` or covered by a wildcard there: the one certificate covers them all.",
     )
+    path: str | None = Field(
+        None,
+        description="A URL path prefix such as /lab: the instance is served under it on each of its host names (editor at "
+        "<path><editor.path>, HTTP-in endpoints and dashboard under <path>/), so several instances can share one host name. "
+        "Node-RED knows it (httpAdminRoot, httpNodeRoot), the edge passes paths through unchanged. Unset: the root of its host "
+        "names, which one instance at most may own per host name. Prefixes on one host name must not nest. Matched without "
+        "regard to case. Instances on one host name share a browser origin: see the README.",
+    )
     image: str | None = Field(
         None, description="Image override for this instance (what `images.node_red` is to a one-instance stack). Unset: the official image of `version`.",
     )
@@ -485,6 +515,23 @@ class Instance(NodeRed):
     @classmethod
     def _image(cls, value: str | None) -> str | None:
         return _image(value)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        cleaned = value[:-1] if value.endswith("/") and value != "/" else value
+        if cleaned == "/":
+            raise ValueError("`/` is the root of the host names: leave path out for that")
+        if len(cleaned) > _MAX_ROUTE_PATH or not _ROUTE_PATH.fullmatch(cleaned):
+            raise ValueError(f"{value!r} is not a path prefix such as /lab: segments of letters, digits and . _ ~ - "
+                             f"(none starting with a dot), at most {_MAX_ROUTE_PATH} characters")
+        return cleaned.lower()  # the edges match it without regard to case, as Node-RED does: one spelling
+
+    @property
+    def route_prefix(self) -> str:
+        return self.path or ""
 
     @property
     def service(self) -> str:
@@ -675,9 +722,11 @@ class Stack(StrictModel):
         return [(("node_red",), self.node_red, self.images.node_red)] if self.node_red is not None else []
 
     def _check_instances(self, instances: list[Instance]) -> None:
-        """Names, secrets and host names each belong to one instance; the certificate covers every host name, and every
-        name it is for reaches an instance."""
-        owner: dict[str, tuple[str | int, ...]] = {}
+        """Names and secrets each belong to one instance. Host names: one instance at most owns the root of each, others
+        share it under prefixes that do not nest (nor hold the root owner's editor); an editor host is its instance's
+        alone. The certificate covers every host name, and every name it is for reaches an instance."""
+        routed: dict[str, list[int]] = {}  # host name -> the instances served on it
+        editor_hosts: dict[str, int] = {}
         seen_names: set[str] = set()
         seen_secrets: dict[str, str] = {}
         for i, inst in enumerate(instances):
@@ -689,22 +738,29 @@ class Stack(StrictModel):
                                  f"{inst.credential_secret_file} is already instance {seen_secrets[inst.credential_secret_file]}'s: "
                                  "each instance has its own credential secret")
             seen_secrets[inst.credential_secret_file] = inst.name
-            for j, host in enumerate(inst.domains):
-                where: tuple[str | int, ...] = ("instances", i, "domains", j)
-                if host in owner and owner[host][:2] != ("instances", i):
-                    raise FieldError(where, f"{host} already routes to instance {instances[int(owner[host][1])].name!r}")
-                if not any(_covers(d, host) for d in self.domains):
+            fields: list[tuple[tuple[str | int, ...], str]] = [(("instances", i, "domains", j), h) for j, h in enumerate(inst.domains)]
+            if inst.editor.host is not None:
+                fields.append((("instances", i, "editor", "host"), inst.editor.host))
+            for where, host in fields:
+                others = [k for k in routed.get(host, []) if k != i]
+                if host in editor_hosts and editor_hosts[host] != i:
+                    raise FieldError(where, f"{host} already routes to instance {instances[editor_hosts[host]].name!r} (its editor host, "
+                                            "all of it editor traffic)")
+                if where[2] == "editor" and others:
+                    raise FieldError(where, f"{host} already routes to instance {instances[others[0]].name!r}: an editor host "
+                                            "is its instance's alone")
+                if where[2] == "editor" and host in inst.domains:
+                    continue  # one of its own names, checked as such
+                for k in others:
+                    _check_shared_host(instances, host, i, k, where)
+                if where[2] == "domains" and not any(_covers(d, host) for d in self.domains):
                     raise FieldError(where, f"{host} is not one of the stack's domains, nor covered by a wildcard there: "
                                             "the certificate would not cover it (add it to domains)")
-                owner.setdefault(host, where)
-            host = inst.editor.host
-            if host is not None and host in owner and owner[host][:2] != ("instances", i):
-                raise FieldError(("instances", i, "editor", "host"),
-                                 f"{host} already routes to instance {instances[int(owner[host][1])].name!r}")
-            if host is not None:
-                owner.setdefault(host, ("instances", i, "editor", "host"))
+                routed.setdefault(host, []).append(i)
+            if inst.editor.host is not None:
+                editor_hosts[inst.editor.host] = i
         for k, domain in enumerate(self.domains):
-            if not domain.startswith("*.") and domain not in owner:
+            if not domain.startswith("*.") and domain not in routed:
                 raise FieldError(("domains", k), f"{domain} routes to no instance: add it to an instance's domains, or remove it")
 
     @property
@@ -722,6 +778,28 @@ class Stack(StrictModel):
         (a copy, not validated again: every part of it already was)."""
         images = self.images.model_copy(update={"node_red": instance.image})
         return self.model_copy(update={"version": 1, "instances": None, "node_red": instance, "images": images})
+
+
+def _nested(a: str, b: str) -> bool:
+    """True when path prefixes `a` and `b` (lowercase, no trailing slash) are one, or one holds the other."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _check_shared_host(instances: list[Instance], host: str, i: int, k: int, where: tuple[str | int, ...]) -> None:
+    """Instance `i` joins instance `k` on `host`: one of them at most at the root, prefixes that do not nest, and no
+    prefix over the root owner's editor (its paths are that Node-RED's own: they would stop reaching it)."""
+    inst, other = instances[i], instances[k]
+    if not inst.path and not other.path:
+        raise FieldError(where, f"{host} already routes to instance {other.name!r} (at its root): give one of them a `path` "
+                                "to share the host name")
+    if inst.path and other.path and _nested(inst.path, other.path):
+        raise FieldError(("instances", i, "path"), f"{inst.path} on {host} overlaps {other.path} of instance {other.name!r}: "
+                                                   "the prefixes on one host name must not nest")
+    root, prefixed, blame = (other, inst, i) if inst.path else (inst, other, k)
+    editor = root.editor.path.lower()
+    if root.editor.enabled and editor != "/" and prefixed.path and _nested(prefixed.path, editor):
+        raise FieldError(("instances", blame, "path"), f"{prefixed.path} on {host} overlaps the editor of instance {root.name!r} "
+                                                       f"({root.editor.path}): its paths would no longer reach it")
 
 
 def _covers(domain: str, name: str) -> bool:

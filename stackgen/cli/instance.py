@@ -25,6 +25,7 @@ FLAG_OF_FIELD = {
     ("instances", "name"): "NAME",
     ("instances",): "NAME",
     ("instance", "domains"): "--domain",
+    ("instance", "path"): "--path",
     ("domains",): "--domain",
     ("instance", "admin_user"): "--admin-user",
     ("instance", "admin_password_hash"): "--admin-password-file",
@@ -52,8 +53,11 @@ def _flag(loc: tuple) -> str:
 def add(
     directory: Annotated[Path, typer.Argument(help="Stack directory holding stack.yaml.")],
     name: Annotated[str, typer.Argument(help="Instance name: lowercase letters and digits, words joined by hyphens (service node-red-NAME).")],
-    domain: Annotated[list[str], typer.Option("--domain", "-d", help="Host name routed to this instance (repeat for more); "
-                                                                     "added to the certificate unless a wildcard covers it.")],
+    domain: Annotated[list[str] | None, typer.Option("--domain", "-d", help="Host name routed to this instance (repeat for more); "
+                                                                            "added to the certificate unless a wildcard covers it. "
+                                                                            "With --path and no --domain: the stack's first host name.")] = None,
+    path: Annotated[str | None, typer.Option("--path", help="Serve it under this URL path prefix (such as /lab) of its host names, "
+                                                            "which other instances may share: editor at PATH/editor, endpoints under PATH/.")] = None,
     admin_user: Annotated[str, typer.Option(help="The instance's editor user.")] = "admin",
     admin_password_file: Annotated[str | None, typer.Option(help="File holding the instance's admin password ('-' = stdin). "
                                                                   "Only its bcrypt hash is stored.")] = None,
@@ -68,7 +72,8 @@ def add(
     force: Annotated[bool, typer.Option(help="Overwrite files edited by hand (each kept as a .bak backup).")] = False,
     non_interactive: Annotated[bool, typer.Option("--non-interactive", help="Fail instead of prompting for the password.")] = False,
 ) -> None:
-    """Add a Node-RED instance: its own network, volume, secret and password; the edge routes its host names to it."""
+    """Add a Node-RED instance: its own network, volume, secret and password; the edge routes its host names (or a path
+    prefix of them, --path) to it."""
     from stackgen.generate import files, passwords
     from stackgen.instances import manage
     from stackgen.instances.edit import SpecEditError
@@ -96,7 +101,9 @@ def add(
             settings["memory_limit"] = memory_limit
         if image is not None:
             settings["image"] = image
-        outcome = manage.add(directory, name, domain, settings, force=force)
+        if path is not None:
+            settings["path"] = path
+        outcome = manage.add(directory, name, domain or [], settings, force=force)
     except SpecEditError as exc:
         raise fail(f"{_flag(exc.loc)}: {exc.message}") from None
     except files.HandEditError as exc:
@@ -108,6 +115,8 @@ def add(
     inst = next(i for i in outcome.stack.instances or [] if i.name == name)
     out.print(f"[green]added[/] instance {name}: service {inst.service}, network {inst.internal_network}, volume {inst.data_volume}",
               highlight=False)
+    if inst.path:
+        out.print(f"served under {inst.path}/ of {', '.join(inst.hosts)}; its editor at {inst.editor_root}", highlight=False)
     _report(directory, outcome)
     out.print(f"next: [bold]stackgen up {directory}[/] (starts {inst.service}; the edge is recreated, the other instances are not)")
 

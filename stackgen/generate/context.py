@@ -76,6 +76,26 @@ class Context:
         """Every instance as the edge sees it (a version 1 stack: one, with the names it always had)."""
         return instances.routes(self)
 
+    @property
+    def route_precedence(self) -> list[instances.Route]:
+        """The routes in the order an edge tries them: path prefixes first, then the roots of host names."""
+        return instances.precedence(self.routes)
+
+    @property
+    def path_routed(self) -> bool:
+        """Some instance is served under a path prefix (`instances[].path`)."""
+        return any(route.prefix for route in self.routes)
+
+    @property
+    def routed_hosts(self) -> list[str]:
+        """Every host name routed to an instance, once."""
+        return instances.routed_hosts(self.routes)
+
+    @property
+    def unrooted_hosts(self) -> list[str]:
+        """Host names served only under path prefixes (outside them the edge answers 404)."""
+        return instances.unrooted_hosts(self.routes)
+
     def for_instance(self, inst: Instance) -> Context:
         """What instance `inst`'s own files and service render from: the version 1 stack of it alone."""
         return Context(self.stack.view(inst))
@@ -176,8 +196,7 @@ class Context:
     @property
     def admin_root(self) -> str | bool:
         """httpAdminRoot: the editor's path, or false (settings.js writes it `| tojson`)."""
-        editor = self.s.node_red.editor
-        return editor.path if editor.enabled else False
+        return self.editor_prefix if self.s.node_red.editor.enabled else False
 
     @property
     def editor_gated(self) -> bool:
@@ -188,8 +207,14 @@ class Context:
 
     @property
     def editor_prefix(self) -> str:
-        """The one path prefix of the editor and its admin API (/comms, /auth, /flows, /red...): httpAdminRoot."""
-        return self.s.node_red.editor.path
+        """The one path prefix of the editor and its admin API (/comms, /auth, /flows, /red...): httpAdminRoot
+        (a path-routed instance's: under its prefix, `/lab/editor`)."""
+        return self.s.node_red.editor_root
+
+    @property
+    def node_root(self) -> str:
+        """httpNodeRoot: `/`, or a path-routed instance's prefix (`/lab/`), so the links Node-RED makes are right."""
+        return self.s.node_red.node_root
 
     @property
     def editor_whole_site(self) -> bool:

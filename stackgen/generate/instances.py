@@ -9,6 +9,13 @@ stack never reaches this module, so its output is what it always was (byte for b
 `Route`: what the edge blueprints need of one instance (Caddy `handle` per instance, NGINX maps from the host
 name, Traefik a router, editor router and service per instance). A version 1 stack has one route with the
 names it always had.
+
+Path routing (`instances[].path`): an instance may be served under a prefix of its host names, which others share.
+Node-RED knows its prefix (httpAdminRoot `<prefix><editor.path>`, httpNodeRoot `<prefix>/`, from its view), so the
+edge passes paths through unchanged and only chooses: on a host name, a prefix first (matched as the editor gate is,
+without regard to case on the normalised path: `<prefix>` and everything below it), else the instance at its root,
+else 404. `precedence` is that order for the edges that try their rules in turn (Caddy's `handle`s); Traefik gets
+priorities above every root route's, NGINX a map on host and path before the map on the host.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class Route:
     suffix: str  # "" in a one-instance stack, else "_<name>": Traefik's router, service and middleware names, Caddy's matchers
     service: str
     hosts: tuple[str, ...]  # the names routed to it (a one-instance stack: every domain, wildcards too)
+    prefix: str  # its path prefix on them (`/lab`), or "" (their root)
     internal_network: str
     bridge: str
     editor_gated: bool
@@ -73,6 +81,28 @@ class Route:
     def exact_hosts(self) -> tuple[str, ...]:
         return tuple(h for h in self.hosts if not h.startswith("*."))
 
+    @property
+    def prefix_glob(self) -> str:
+        """Everything below the prefix, as Caddy's path matcher writes it (`/lab/*`)."""
+        return self.prefix + "/*"
+
+
+def precedence(all_routes: list[Route]) -> list[Route]:
+    """The order in which an edge tries the routes: those under a path prefix first (prefixes on one host name never
+    nest, so among them order does not matter), then those at the root of their host names."""
+    return [r for r in all_routes if r.prefix] + [r for r in all_routes if not r.prefix]
+
+
+def routed_hosts(all_routes: list[Route]) -> list[str]:
+    """Every host name routed to some instance, once, in the spec's order."""
+    return list(dict.fromkeys(h for r in all_routes for h in r.hosts))
+
+
+def unrooted_hosts(all_routes: list[Route]) -> list[str]:
+    """Host names served only under path prefixes: no instance owns their root (the edge answers 404 outside them)."""
+    rooted = {h for r in all_routes if not r.prefix for h in r.hosts}
+    return [h for h in routed_hosts(all_routes) if h not in rooted]
+
 
 def routes(ctx: Context) -> list[Route]:
     """Every instance as the edge sees it, in the spec's order."""
@@ -88,6 +118,7 @@ def _route(view: Context, inst: Instance, suffix: str, hosts: tuple[str, ...]) -
         suffix=suffix,
         service=inst.service,
         hosts=hosts,
+        prefix=inst.route_prefix,
         internal_network=inst.internal_network,
         bridge=bridge_name(view.s.project, inst.name),
         editor_gated=view.editor_gated,

@@ -76,14 +76,20 @@ def to_instances(stack: Stack) -> Edited:
 
 def add_instance(stack: Stack, name: str, domains: list[str], settings: dict[str, Any]) -> Edited:
     """`stack` with one more instance called `name`, routed from `domains`; `settings` are its `node_red`-style
-    settings (admin_password_hash at least). A host name the certificate does not cover yet is added to the
-    stack's domains (certbot expands the certificate to it)."""
+    settings (admin_password_hash at least), and its `path` when it is served under a prefix. A host name the
+    certificate does not cover yet is added to the stack's domains (certbot expands the certificate to it). With a
+    `path` and no `domains`, the stack's first host name (the certificate's name) is the one shared."""
     edited = to_instances(stack)
     notes = list(edited.notes)
     current = edited.stack
     assert current.instances is not None
     if any(inst.name == name for inst in current.instances):
         raise SpecEditError(("instances", "name"), f"instance {name!r} already exists")
+    if not domains:
+        if not settings.get("path"):
+            raise SpecEditError(("instance", "domains"), "a host name for the instance, or a `path` to serve it under on the stack's")
+        exact = [d for d in current.domains if not d.startswith("*.")]
+        domains = [exact[0] if exact else current.instances[0].hosts[0]]
     data = current.model_dump(mode="python", exclude_none=True)
     cleaned = [d.strip().lower().rstrip(".") for d in domains]
     for host in cleaned:
@@ -105,6 +111,13 @@ def add_instance(stack: Stack, name: str, domains: list[str], settings: dict[str
         if loc[:2] == ("instances", index):
             loc = ("instance", *loc[2:])
         raise SpecEditError(loc, first.message) from None
+    added = result.node_reds[-1]
+    for other in result.node_reds[:-1]:
+        shared = [h for h in added.hosts if h in other.hosts]
+        if shared:
+            notes.append(f"{name} shares {', '.join(shared)} with instance {other.name}: one browser origin, so a page one "
+                         "serves runs beside the other's editor (its login token): share host names only between instances "
+                         "whose flow authors trust each other")
     return Edited(result, notes)
 
 
@@ -121,7 +134,7 @@ def remove_instance(stack: Stack, name: str) -> Edited:
     current = stack  # two or more instances: version 2 already
     data = current.model_dump(mode="python", exclude_none=True)
     data["instances"] = [entry for entry in data["instances"] if entry["name"] != name]
-    dropped = set(found.hosts)
+    dropped = set(found.hosts) - {h for inst in instances if inst.name != name for h in inst.hosts}  # shared ones stay
     data["domains"] = [d for d in data["domains"] if d not in dropped]
     notes = []
     if dropped & set(current.domains):

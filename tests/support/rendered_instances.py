@@ -116,18 +116,34 @@ def check_caddyfile(stack: Stack, text: str, base_text: str, bootstrap: bool) ->
     assert placeholders == sorted(p for line in base_lines for t in line for p in lex.placeholders(t)), "no value brings a placeholder"
     if bootstrap:
         return
-    hosts = [h for inst in stack.instances or [] for h in inst.hosts]
+    hosts = list(dict.fromkeys(h for inst in stack.instances or [] for h in inst.hosts))
     assert meaning._caddy_directive(lines, "@unknown") == [["not", "host", *hosts]]
+    texts = [[t.text for t in line] for line in lines]
     expected_gates = []
-    for inst in stack.instances or []:
-        assert meaning._caddy_directive(lines, f"@instance_{inst.name}") == [["host", *inst.hosts]]
-        handle = [i for i, line in enumerate(lines) if [t.text for t in line] == ["handle", f"@instance_{inst.name}", "{"]]
+    handles = []
+    for inst in precedence(stack):
+        if inst.path:  # host and path prefix (both must match): a block
+            at = texts.index([f"@instance_{inst.name}", "{"])
+            assert texts[at + 1:at + 4] == [["host", *inst.hosts], ["path", inst.path, inst.path + "/*"], ["}"]]
+        else:
+            assert meaning._caddy_directive(lines, f"@instance_{inst.name}") == [["host", *inst.hosts]]
+        handle = [i for i, line in enumerate(texts) if line == ["handle", f"@instance_{inst.name}", "{"]]
         assert len(handle) == 1, f"one handle for instance {inst.name}"
+        handles.append(handle[0])
         proxies = [line for line in lines[handle[0]:] if line[0].text == "reverse_proxy"][:1]
         assert [[t.text for t in line[1:2]] for line in proxies] == [[f"{inst.service}:1880"]], f"{inst.name}'s handle proxies to its own service"
         if inst.editor.enabled:
             expected_gates += [inst.editor.allow] * (2 if inst.editor.host else 1)
+            at = texts.index([f"@editor_outsider_{inst.name}", "{"])
+            root = editor_root(inst)
+            assert texts[at + 1] == ["path", root, root.rstrip("/") + "/*"], f"{inst.name}'s editor gate matches its editor's path"
+    assert handles == sorted(handles), "Caddy tries the handles in order: path prefixes before the roots of host names"
     assert _gate_lines(lines) == expected_gates, "each instance's editor matchers hold its editor.allow"
+    unrooted = unrooted_hosts(stack)
+    assert meaning._caddy_directive(lines, "@unrouted") == ([["host", *unrooted]] if unrooted else [])
+    if unrooted:
+        at = texts.index(["handle", "@unrouted", "{"])
+        assert at > max(handles) and texts[at + 1] == ["respond", "not found", "404"]
 
 
 def check_nginx(stack: Stack, text: str, base_text: str, bootstrap: bool) -> None:
@@ -137,8 +153,28 @@ def check_nginx(stack: Stack, text: str, base_text: str, bootstrap: bool) -> Non
         return
     assert [d.args for d in directives if d.name == "server_name" and d.args != ["_"]] == [stack.domains]
     maps = _map_entries(directives)
-    expected = {h: inst.service for inst in stack.instances or [] for h in inst.hosts}
-    assert maps["$stackgen_instance"] == expected, "each host name picks its own instance's service"
+    instances = stack.instances or []
+    if any(inst.path for inst in instances):
+        rooted = {h: inst.service for inst in instances if not inst.path for h in inst.hosts}
+        assert maps["$stackgen_host_instance"] == rooted | {h: "unrouted" for h in unrooted_hosts(stack)}
+        prefixed = {inst.service: inst for inst in instances if inst.path}
+        assert sorted(maps["$stackgen_instance"].values()) == sorted(prefixed), "one host-and-path pattern per path-routed instance"
+        all_hosts = {h for inst in instances for h in inst.hosts}
+        for key, service in maps["$stackgen_instance"].items():
+            inst, pattern = prefixed[service], re.compile(key.removeprefix("~*"), re.I)
+            for host in all_hosts:
+                for path in (inst.path, inst.path + "/", inst.path.upper() + "/x/y"):
+                    assert bool(pattern.search(f"{host}:{path}")) == (host in inst.hosts), (key, host, path)
+                assert not pattern.search(f"{host}:{inst.path}x") and not pattern.search(f"{host}:/x{inst.path}")
+                assert not pattern.search(f"x{host}:{inst.path}") and not pattern.search(f"{host}x:{inst.path}")
+    else:
+        expected = {h: inst.service for inst in instances for h in inst.hosts}
+        assert maps["$stackgen_instance"] == expected, "each host name picks its own instance's service"
+    for inst in instances:
+        if inst.editor.enabled:
+            (key,) = maps[f"$editor_by_path_{inst.name.replace('-', '_')}"]
+            pattern, root = re.compile(key.removeprefix("~*"), re.I), editor_root(inst).rstrip("/")
+            assert pattern.search(root or "/") and pattern.search(root.upper() + "/flows") and not pattern.search(root + "x/flows")
     assert maps["$stackgen_upstream"] == {inst.service: f"{inst.service}:1880" for inst in stack.instances or []}
     networks = [d.name for d in directives if d.context and d.context[-1] == "geo" and d.name != "default"]
     assert networks == [n for inst in stack.instances or [] if inst.editor.enabled for n in inst.editor.allow], "each geo lists its instance's editor.allow"
@@ -174,12 +210,21 @@ def check_traefik(stack: Stack, files: dict[str, str], base: dict[str, str], bas
         routers, services = document["http"]["routers"], document["http"]["services"]
         for inst in stack.instances or []:
             router = routers[f"node-red_{inst.name}"]
-            assert router["rule"] == meaning.traefik_rule(inst.hosts)
-            assert len(re.findall(r"`[^`]*`", router["rule"])) == len(inst.hosts), "one string literal per host name"
+            if inst.path:
+                prefix = inst.path.replace(".", "\\.")
+                assert router["rule"] == f"({meaning.traefik_rule(inst.hosts)}) && PathRegexp(`(?i)^{prefix}(/|$)`)"
+                assert router["priority"] > max(r.get("priority", 0) for name, r in routers.items() if not _path_routed(name, stack))
+            else:
+                assert router["rule"] == meaning.traefik_rule(inst.hosts)
+            assert len(re.findall(r"`[^`]*`", router["rule"])) == len(inst.hosts) + bool(inst.path), "one string literal per host name"
             assert router["service"] == f"node-red_{inst.name}"
             assert services[f"node-red_{inst.name}"]["loadBalancer"]["servers"] == [{"url": f"http://{inst.service}:1880"}]
             if inst.editor.enabled:
-                assert routers[f"node-red-editor_{inst.name}"]["service"] == f"node-red_{inst.name}"
+                editor = routers[f"node-red-editor_{inst.name}"]
+                assert editor["service"] == f"node-red_{inst.name}"
+                root = editor_root(inst).rstrip("/").replace(".", "\\.")
+                assert f"({meaning.traefik_rule(inst.hosts)}) && PathRegexp(`(?i)^{root}(/|$)`)" in editor["rule"]
+                assert editor["priority"] > router.get("priority", 0)
                 allowed = document["http"]["middlewares"][f"editor-allow_{inst.name}"]["ipAllowList"]["sourceRange"]
                 assert allowed == inst.editor.allow, "each editor's ipAllowList holds its instance's editor.allow"
 
@@ -200,6 +245,28 @@ def _keys_renamed(node: Any, stack: Stack) -> Any:
     if isinstance(node, list):
         return [_keys_renamed(v, stack) for v in node]
     return node
+
+
+def editor_root(inst: Instance) -> str:
+    """Where an instance's editor is (httpAdminRoot), worked out here: its editor path, under its prefix if it has one."""
+    return (inst.path + inst.editor.path).rstrip("/") if inst.path else inst.editor.path
+
+
+def precedence(stack: Stack) -> list[Instance]:
+    """The order the edge must try the instances in: path prefixes first, then the roots of host names."""
+    instances = stack.instances or []
+    return [i for i in instances if i.path] + [i for i in instances if not i.path]
+
+
+def unrooted_hosts(stack: Stack) -> list[str]:
+    """Host names only path prefixes have (no instance at their root), in the spec's order."""
+    instances = stack.instances or []
+    rooted = {h for i in instances if not i.path for h in i.hosts}
+    return [h for h in dict.fromkeys(h for i in instances for h in i.hosts) if h not in rooted]
+
+
+def _path_routed(router: str, stack: Stack) -> bool:
+    return any(router.endswith("_" + i.name) for i in stack.instances or [] if i.path)
 
 
 def instance(stack: Stack, name: str) -> Instance:

@@ -202,10 +202,15 @@ def check_settings_js(stack: Stack, text: str, base_text: str) -> None:
     assert [lex.js_string_value(t) for t in lex.js_property(tokens, "username")] == [node_red.admin_user]
     assert [lex.js_string_value(t) for t in lex.js_property(tokens, "password")] == [node_red.admin_password_hash]
     (root,) = lex.js_property(tokens, "httpAdminRoot")
+    # A path-routed instance (instances[].path, seen through its view) is served under its prefix: Node-RED knows it.
+    prefix = getattr(node_red, "path", None) or ""
+    editor_root = (prefix + node_red.editor.path).rstrip("/") if prefix else node_red.editor.path
     if node_red.editor.enabled:
-        assert lex.js_string_value(root) == node_red.editor.path
+        assert lex.js_string_value(root) == editor_root
+        assert [lex.js_string_value(t) for t in lex.js_property(tokens, "cookie_path")] == [editor_root.rstrip("/") or "/"]
     else:
         assert (root.kind, root.text) == ("ident", "false")
+    assert [lex.js_string_value(t) for t in lex.js_property(tokens, "httpNodeRoot")] == [prefix + "/"]
     if node_red.http_node_auth and node_red.login_shield.enabled:
         # The login shield's list form: httpNodeAuth: [shield.httpNode, shield.basicAuth("user", "hash")].
         calls = [i for i, t in enumerate(tokens[:-5]) if t.kind == "ident" and t.text == "basicAuth" and tokens[i + 1].text == "("]

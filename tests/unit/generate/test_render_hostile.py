@@ -164,7 +164,12 @@ FIELDS.update({
     # Not its own domain: the stack would then list one name fewer, and each file one token fewer than the baseline.
     ("instances", "editor", "host"): Entry(("lab-editor.example.org", "y" * 63 + ".example.org"), near=("*.example.org", "flows.example.org")),
     ("instances", "credential_secret_file"): Entry(("secrets/node_red_lab_credential_secret", "/run/x/secret", "s+e@c.ret")),
+    # Judged with `lab` under /lab on a host name it shares with node-red (`base_spec_v2(path_routed=True)`).
+    ("instances", "path"): Entry(("/lab", "/a.b/c-d_e~f", "/" + "x" * 63, "/Lab/"),
+                                 near=("/", "/lab/../x", "/.well-known", "//lab", "lab", "/admin")),
 })
+# The fields whose values reach the path-routing rules (host and path patterns): judged on the path-routed layout.
+PATH_ROUTED = {("instances", "path"), ("instances", "domains"), ("instances", "editor", "host"), ("instances", "editor", "path")}
 
 # Hostile pieces by class; a drawn piece picks a class first, so each class is drawn often.
 FRAGMENT_CLASSES: dict[str, tuple[str, ...]] = {
@@ -237,14 +242,17 @@ def base_spec(edge: str, mode: str) -> dict:
     }
 
 
-def base_spec_v2(edge: str, mode: str) -> dict:
+def base_spec_v2(edge: str, mode: str, path_routed: bool = False) -> dict:
     """`base_spec` as version 2: its Node-RED as instance node-red, and a second instance `lab` with the same
-    settings, on lab.example.org and (its editor) lab-editor.example.org."""
+    settings, on lab.example.org and (its editor) lab-editor.example.org. `path_routed`: lab is under /lab there and
+    on nodered.example.org too, whose root is node-red's (under the certificate's wildcard with DNS-01: nobody's)."""
     spec = base_spec(edge, mode)
     node_red = spec.pop("node_red")
     exact = [d for d in spec["domains"] if not d.startswith("*.")]
     lab = {**copy.deepcopy(node_red), "name": "lab", "domains": ["lab.example.org"]}
     lab["editor"]["host"] = "lab-editor.example.org"
+    if path_routed:
+        lab.update(path="/lab", domains=["lab.example.org", "nodered.example.org"])
     spec["domains"] = spec["domains"] + ["lab.example.org", "lab-editor.example.org"]
     spec.update(version=2, instances=[{**node_red, "name": "node-red", "domains": exact}, lab])
     return spec
@@ -270,7 +278,7 @@ def with_value(spec: dict, path: tuple[str, ...], value: Any) -> dict:
 
 
 def spec_for(path: tuple[str, ...], edge: str, mode: str) -> dict:
-    return base_spec_v2(edge, mode) if path[0] == "instances" else base_spec(edge, mode)
+    return base_spec_v2(edge, mode, path in PATH_ROUTED) if path[0] == "instances" else base_spec(edge, mode)
 
 
 def located(loc: tuple) -> tuple:
@@ -317,10 +325,12 @@ def test_plain_stacks_at_the_edge_of_every_range_render_faithfully(edge, mode):
     rendered_meaning.check(stack, Stack.model_validate(base_spec(edge, mode)))
 
 
+@pytest.mark.parametrize("path_routed", [False, True], ids=["by-host", "by-path"])
 @pytest.mark.parametrize(("edge", "mode"), combos())
-def test_plain_two_instance_stacks_render_faithfully(edge, mode):
-    """Version 2: the second instance takes the longest valid value of each of its fields, every combination."""
-    spec = base_spec_v2(edge, mode)
+def test_plain_two_instance_stacks_render_faithfully(edge, mode, path_routed):
+    """Version 2: the second instance takes the longest valid value of each of its fields, every combination (routed
+    by its own host names, and under a path prefix of a shared one)."""
+    spec = base_spec_v2(edge, mode, path_routed)
     for path, entry in FIELDS.items():
         if path[0] != "instances" or spec_string_fields()[path] not in ("text", "list") or (entry.modes and mode not in entry.modes):
             continue
@@ -328,11 +338,13 @@ def test_plain_two_instance_stacks_render_faithfully(edge, mode):
         if path in (("instances", "editor", "allow"), ("instances", "extra_nodes")):
             value = list(entry.valid) if path[-1] == "extra_nodes" else sorted(entry.valid, key=len)[-2:]
         elif path == ("instances", "domains"):
-            value = [value.lower().rstrip(".")]
+            value = [value.lower().rstrip(".")] + (["nodered.example.org"] if path_routed else [])
         elif path == ("instances", "version"):
             continue  # 10.x has no contract entry: covered by the property
+        elif path == ("instances", "path") and not path_routed:
+            continue
         with_value(spec, path, value)
-    rendered_instances.check(Stack.model_validate(spec), Stack.model_validate(base_spec_v2(edge, mode)))
+    rendered_instances.check(Stack.model_validate(spec), Stack.model_validate(base_spec_v2(edge, mode, path_routed)))
 
 
 def judge(path: tuple[str, ...], edge: str, mode: str, value: Any) -> str:

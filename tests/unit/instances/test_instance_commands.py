@@ -168,3 +168,31 @@ def test_the_last_instance_and_unknown_ones_are_refused(stack_dir: Path, engine:
     assert runner.invoke(app, ["instance", "remove", str(stack_dir), "node-red"]).exit_code == 0
     assert runner.invoke(app, ["instance", "remove", str(stack_dir), "lab"]).exit_code == 2
     assert engine.removed == ["home-node-red-1"] and "home_node-red-data" in engine.volumes_by_name
+
+
+def test_add_with_a_path_shares_the_stacks_host_name_under_the_prefix(stack_dir: Path):
+    result = runner.invoke(app, ["instance", "add", str(stack_dir), "lab", "--path", "/lab", "--non-interactive",
+                                 "--admin-password-file", str(stack_dir.parent / "pw-lab")])
+    assert result.exit_code == 0, result.output
+    assert "served under /lab/ of nodered.example.org; its editor at /lab/editor" in result.output
+    assert "shares nodered.example.org with instance node-red: one browser origin" in result.output
+    stack = load_stack(stack_dir)
+    assert stack.domains == ["nodered.example.org"] and stack.instances[1].domains == ["nodered.example.org"]
+    settings = (stack_dir / "node-red-lab" / "settings.js").read_text()
+    assert 'httpAdminRoot: "/lab/editor"' in settings and 'httpNodeRoot: "/lab/"' in settings
+    assert 'httpNodeRoot: "/"' in (stack_dir / "node-red" / "settings.js").read_text()
+    assert "/lab(?:/|$)" in (stack_dir / "edge" / "nginx.conf").read_text()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--path", "/editor"], "--path: /editor on nodered.example.org overlaps the editor of instance 'node-red'"),
+    (["--path", "/"], "--path: `/` is the root of the host names"),
+    (["--path", "/a/../b"], "--path: '/a/../b' is not a path prefix"),
+    ([], "--domain: a host name for the instance, or a `path`"),
+])
+def test_path_refusals_name_the_flag_and_change_nothing(stack_dir: Path, args, words):
+    before = digests(stack_dir, ".")
+    result = runner.invoke(app, ["instance", "add", str(stack_dir), "lab", *args, "--non-interactive",
+                                 "--admin-password-file", str(stack_dir.parent / "pw-lab")])
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert digests(stack_dir, ".") == before
