@@ -16,6 +16,8 @@ __all__ = [
     "VOLUME_LABEL",
     "ONEOFF_LABEL",
     "NUMBER_LABEL",
+    "STACK_NAMESPACE_LABEL",
+    "SWARM_SERVICE_LABEL",
     "ROLE_LABEL",
     "UPSTREAM_LABEL",
     "INPUTS_LABEL",
@@ -41,6 +43,12 @@ NETWORK_LABEL = "com.docker.compose.network"  # the network's key in the compose
 VOLUME_LABEL = "com.docker.compose.volume"  # the volume's key in the compose file
 ONEOFF_LABEL = "com.docker.compose.oneoff"  # "True" on `compose run` containers: not part of the stack
 NUMBER_LABEL = "com.docker.compose.container-number"
+
+# --- labels of a swarm stack (`docker stack deploy -c FILE STACK`) ---
+# The CLI puts the namespace on everything it creates for the stack (services, their task containers, networks,
+# volumes, configs, secrets) and names each `STACK_KEY`; the engine puts the service's name on its task containers.
+STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"  # on a task container: `STACK_SERVICE`
 
 # --- stackgen's own labels ---
 ROLE_LABEL = "org.stackgen.role"  # a service's role, stated (strongest evidence after x-stackgen)

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackgen.constants import NETWORK_LABEL, NUMBER_LABEL, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, VOLUME_LABEL
+from stackgen.constants import (
+    NETWORK_LABEL,
+    NUMBER_LABEL,
+    ONEOFF_LABEL,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    STACK_NAMESPACE_LABEL,
+    SWARM_SERVICE_LABEL,
+    VOLUME_LABEL,
+)
 from stackgen.errors import StackgenError
 
 if TYPE_CHECKING:  # the SDK is imported lazily: `verify` must not pay for it
@@ -100,6 +109,12 @@ def compose(directory: Path, *args: str, project: str | None = None, check: bool
 # Compose marks every container, network and volume it creates with the project and the key the
 # compose file gave it. Every look-up goes through these few functions, so the label names and the
 # filter shape (a list of `key=value`, all of which must match) are written once.
+#
+# A swarm stack (`docker stack deploy`) is found the same way under its own labels: the stack namespace on its
+# task containers, networks and volumes (each named `STACK_KEY`), the swarm service name on each task container.
+# Each look-up asks for the compose project first and, when the engine has none of it, for the swarm stack of that
+# name, so everything that reads a running stack through these functions (observe, the probes, renew, backup) reads
+# a swarm stack too. A project and a stack of one name on one engine: the compose project is the one found.
 
 
 def label_filter(project: str, **keys: str) -> dict[str, list[str]]:
@@ -113,14 +128,49 @@ def label_filter(project: str, **keys: str) -> dict[str, list[str]]:
 _LABEL_OF = {"service": SERVICE_LABEL, "network": NETWORK_LABEL, "volume": VOLUME_LABEL, "number": NUMBER_LABEL}
 
 
+def stack_filter(project: str, service: str | None = None) -> dict[str, list[str]]:
+    """`filters=` for a swarm stack's things: the stack namespace, plus a service's task containers with `service`."""
+    labels = [f"{STACK_NAMESPACE_LABEL}={project}"]
+    if service is not None:
+        labels.append(f"{SWARM_SERVICE_LABEL}={project}_{service}")
+    return {"label": labels}
+
+
+def stack_key(name: str, project: str) -> str:
+    """A swarm stack's network, volume or service name (`STACK_KEY`) -> its key in the stack file."""
+    return name.removeprefix(f"{project}_")
+
+
+def swarm_service_key(labels: dict[str, str], project: str | None = None) -> str | None:
+    """The stack file's service key of a swarm task container (of `project`, when given); None for any other container."""
+    namespace, name = labels.get(STACK_NAMESPACE_LABEL), labels.get(SWARM_SERVICE_LABEL)
+    if not namespace or not name or not name.startswith(f"{namespace}_") or (project is not None and namespace != project):
+        return None
+    return stack_key(name, namespace)
+
+
+def service_key(labels: dict[str, str], project: str) -> str | None:
+    """The service key of a container of `project`: its compose service, or its swarm service in the stack; else None."""
+    if labels.get(PROJECT_LABEL) == project and labels.get(SERVICE_LABEL):
+        return labels[SERVICE_LABEL]
+    return swarm_service_key(labels, project)
+
+
+def _newest_first(containers: list) -> list:
+    return sorted(containers, key=lambda c: (c.attrs or {}).get("Created") or "", reverse=True)
+
+
 def project_containers(engine: docker.DockerClient, project: str, all_: bool = True) -> list:
-    """Containers Compose created for `project` (stopped ones too unless `all_=False`)."""
-    return engine.containers.list(all=all_, filters=label_filter(project))
+    """Containers Compose created for `project` (stopped ones too unless `all_=False`); else the swarm stack's task
+    containers on this node (with `all_`, the history Swarm keeps too: the newest first)."""
+    found = engine.containers.list(all=all_, filters=label_filter(project))
+    return found or _newest_first(engine.containers.list(all=all_, filters=stack_filter(project)))
 
 
 def service_of(container) -> str | None:
-    """The compose service a container belongs to (None for one Compose did not create)."""
-    return (container.labels or {}).get(SERVICE_LABEL)
+    """The compose service (or swarm stack service) a container belongs to; None for one neither created."""
+    labels = container.labels or {}
+    return labels.get(SERVICE_LABEL) or swarm_service_key(labels)
 
 
 def is_oneoff(labels: dict[str, str]) -> bool:
@@ -131,19 +181,73 @@ def is_oneoff(labels: dict[str, str]) -> bool:
 def service_container(engine: docker.DockerClient, project: str, service: str, all_: bool = False):
     """The container of `service` in `project` (running ones only unless `all_`), or None."""
     found = engine.containers.list(all=all_, filters=label_filter(project, service=service))
+    if not found:  # a swarm stack's task: the newest (a replaced task's container may linger)
+        found = _newest_first(engine.containers.list(all=all_, filters=stack_filter(project, service)))
     return found[0] if found else None
 
 
 def project_networks(engine: docker.DockerClient, project: str, network: str | None = None) -> list:
-    """Networks Compose created for `project`; with `network`, only the one with that compose key."""
+    """Networks Compose created for `project`, else the swarm stack's; with `network`, only the one with that key."""
     keys = {"network": network} if network else {}
-    return engine.networks.list(filters=label_filter(project, **keys))
+    found = engine.networks.list(filters=label_filter(project, **keys))
+    if not found:
+        found = [n for n in engine.networks.list(filters=stack_filter(project))
+                 if network is None or n.name == f"{project}_{network}"]
+    return found
 
 
 def project_volumes(engine: docker.DockerClient, project: str, volume: str | None = None) -> list:
-    """Volumes Compose created for `project`; with `volume`, only the one with that compose key."""
+    """Volumes Compose created for `project`, else the swarm stack's on this node; with `volume`, only that key's."""
     keys = {"volume": volume} if volume else {}
-    return engine.volumes.list(filters=label_filter(project, **keys))
+    found = engine.volumes.list(filters=label_filter(project, **keys))
+    if not found:
+        found = [v for v in engine.volumes.list(filters=stack_filter(project))
+                 if volume is None or v.name == f"{project}_{volume}"]
+    return found
+
+
+# --- a swarm stack: its services, and the `docker stack` CLI ----------------------------------
+
+
+def swarm_role(engine: docker.DockerClient) -> str:
+    """What this engine is in a swarm: `manager`, `worker` or `none` (not in a swarm, or the swarm is locked/pending)."""
+    try:
+        info = (engine.info() or {}).get("Swarm") or {}
+    except Exception:  # noqa: BLE001 - an engine that cannot say is in no swarm stackgen can use
+        return "none"
+    if info.get("LocalNodeState") != "active":
+        return "none"
+    return "manager" if info.get("ControlAvailable") else "worker"
+
+
+def stack_services(engine: docker.DockerClient, project: str) -> list:
+    """The services of swarm stack `project` (a manager answers; [] from an engine that is not one)."""
+    from docker.errors import APIError
+
+    try:
+        return engine.services.list(filters={"label": f"{STACK_NAMESPACE_LABEL}={project}"})
+    except APIError:  # "This node is not a swarm manager": no stack here
+        return []
+
+
+def docker_command() -> list[str]:
+    """The docker CLI (for `docker stack`, which the SDK does not have)."""
+    found = shutil.which("docker")
+    if not found:
+        raise StackgenError("the docker CLI is not on PATH: `docker stack deploy` needs it (Debian: apt-get install docker.io)")
+    return [found]
+
+
+def docker_cli(*args: str, cwd: Path | None = None, check: bool = True, timeout: float | None = None) -> ComposeResult:
+    """Run `docker ARGS` against the engine stackgen uses (DOCKER_HOST as the SDK client reads it)."""
+    env = dict(os.environ)
+    env["DOCKER_HOST"] = engine_url()
+    env.pop("DOCKER_CONTEXT", None)  # a context would point the CLI elsewhere than the SDK client
+    run = subprocess.run(docker_command() + list(args), capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+    result = ComposeResult(run.returncode, run.stdout, run.stderr)
+    if check and run.returncode != 0:
+        raise StackgenError(f"docker {' '.join(args[:2])} failed ({run.returncode}): {(run.stderr or run.stdout).strip()[-2000:]}")
+    return result
 
 
 def volume_labels(project: str, volume: str, **extra: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ from stackgen.spec import Stack
 
 SPEC_NAME = "stack.yaml"
 COMPOSE_NAME = "compose.yaml"  # what `generate` writes, and what `up`, `verify --live` and `supervise` read
+SWARM_NAME = "compose.swarm.yaml"  # what `generate --target swarm` also writes: the stack file `up` deploys to a swarm
 STATE_DIR = ".stackgen-supervisor"  # the supervisor's state, log and lock (mode 0700)
 SPEC_HEADER = (
     "# stackgen stack: the source of truth for every file in this directory.\n"
@@ -54,6 +55,23 @@ class StackDir:
     @property
     def compose_path(self) -> Path:
         return self.path / COMPOSE_NAME
+
+    @property
+    def swarm_path(self) -> Path:
+        return self.path / SWARM_NAME
+
+    @property
+    def target(self) -> str:
+        """`swarm` when the stack lives on Docker Swarm (stack.yaml says `target: swarm`, or the last `generate` wrote
+        compose.swarm.yaml: it removes one no longer asked for), else `compose`."""
+        if self.swarm_path.is_file():
+            return "swarm"
+        return "swarm" if self.has_spec and self.stack.target == "swarm" else "compose"
+
+    @property
+    def deployed_path(self) -> Path:
+        """The file the running stack was made from: compose.swarm.yaml on a swarm, compose.yaml otherwise."""
+        return self.swarm_path if self.target == "swarm" else self.compose_path
 
     @property
     def state_dir(self) -> Path:

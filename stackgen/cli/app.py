@@ -313,6 +313,8 @@ def _progress_table(current) -> Table:
 def up(
     directory: Annotated[Path, typer.Argument(help="Stack directory.")] = Path("."),
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be healthy.")] = 300.0,
+    resolve_image: Annotated[str, typer.Option(help="Swarm only: `docker stack deploy --resolve-image` (always, changed or never: "
+                                                    "never deploys the tags as written, asking no registry).")] = "always",
 ) -> None:
     """Start the stack, wait until every service is healthy, and say what failed if one does not."""
     from rich.live import Live
@@ -321,7 +323,8 @@ def up(
 
     try:
         with Live(console=err, refresh_per_second=4, transient=not err.is_terminal) as live:
-            result = lifecycle.up(directory, timeout=timeout, on_progress=lambda s: live.update(_progress_table(s)))
+            result = lifecycle.up(directory, timeout=timeout, on_progress=lambda s: live.update(_progress_table(s)),
+                                  resolve_image=resolve_image)
     except lifecycle.StackFailed as exc:
         if exc.logs:
             err.print(f"[bold]last log lines of {exc.service}:[/]")
@@ -334,11 +337,24 @@ def up(
 
     stack = load_stack(directory)
     ctx = Context(stack)
-    out.print(f"[green]up[/] {result.project}: every service healthy in {result.seconds:.1f}s")
+    if result.firewall == "not-applicable":  # a swarm stack
+        out.print(f"[green]up[/] {result.project}: deployed to the swarm, every service converged (tasks running and healthy) "
+                  f"in {result.seconds:.1f}s", highlight=False)
+        for note in result.notes:
+            err.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
+    else:
+        out.print(f"[green]up[/] {result.project}: every service healthy in {result.seconds:.1f}s")
     for inst in stack.node_reds:  # several instances: each one's editor on its first host name
         host = stack.domains[0] if stack.instances is None else inst.hosts[0]
         named = f"instance {inst.name}: " if stack.instances is not None else ""
         out.print(f"{named}open https://{host}{ctx.https_port_suffix}{inst.editor.path} (user {inst.admin_user})", highlight=False)
+    if result.firewall == "not-applicable":
+        out.print("host firewall: none needed for the internal overlays (an internal overlay has no gateway to the host)")
+        for inst in stack.node_reds:
+            if inst.egress:
+                err.print(f"[yellow]warning:[/] {inst.service} has egress: its overlay's gateway (docker_gwbridge) reaches the "
+                          "services this host listens on; firewall them on the host (docs/swarm.md)", highlight=False)
+        return
     bridges = ", ".join(route.bridge for route in ctx.routes)
     what = "Node-RED's internal network" if len(ctx.routes) == 1 else "each Node-RED instance's internal network"
     if result.firewall == "applied":
@@ -358,10 +374,22 @@ def down(
     from stackgen.operate import lifecycle
 
     try:
-        lifecycle.down(directory, volumes=volumes)
+        result = lifecycle.down(directory, volumes=volumes)
     except StackgenError as exc:
         raise fail(str(exc)) from None
-    out.print("down" + (" (volumes deleted)" if volumes else " (volumes kept)"))
+    if result is None:
+        out.print("down" + (" (volumes deleted)" if volumes else " (volumes kept)"))
+        return
+    # A swarm stack: `docker stack rm` never removes volumes, and each node has its own.
+    said = "down" if result.removed else f"down: no stack {result.project} on this swarm"
+    out.print(f"{said} (services, networks, configs and secrets of stack {result.project} removed in {result.seconds:.1f}s)"
+              if result.removed else said, highlight=False)
+    if result.volumes_removed:
+        out.print(f"volumes deleted on this node: {', '.join(result.volumes_removed)} (other nodes keep theirs: "
+                  "`docker volume rm` there)", highlight=False)
+    elif result.volumes_kept:
+        out.print(f"volumes kept (Swarm never removes a stack's volumes): {', '.join(result.volumes_kept)}; "
+                  "--volumes deletes this node's", highlight=False)
 
 
 # Command families that live in their own modules, each with `register(app)`.

@@ -87,6 +87,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             "backup_include_keys": backup_include_keys, "engine_alert_after": engine_alert_after,
         }
         try:
+            from stackgen.supervise.target import refuse_swarm
+
+            refuse_swarm(directory)  # before --install-systemd writes a unit that could never run
             settings = load_settings(directory, overrides)
             from stackgen.supervise.supervisor import Supervisor, load_target, run_foreground
 
@@ -201,6 +204,30 @@ def backups_project(directory: Path) -> str:
 # --- status --------------------------------------------------------------------------------
 
 
+def print_swarm(out, services: list[dict[str, Any]]) -> None:
+    """A swarm stack's services, each with its tasks (current first): state, health, node, error."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="swarm services and tasks", expand=False)
+    for column in ("service", "replicas", "task", "state", "desired", "health", "node", "error"):
+        table.add_column(column)
+    colour = {"healthy": "green", "unhealthy": "red", "starting": "yellow"}
+    for service in services:
+        rows = service["tasks"] or [{"id": "-", "state": "not deployed" if not service["deployed"] else "no task", "desired": "-",
+                                     "health": None, "node": None, "error": None}]
+        for i, task in enumerate(rows):
+            health = task.get("health") or "-"
+            table.add_row(escape(service["service"]) if i == 0 else "", service["replicas"] if i == 0 else "", escape(str(task["id"])),
+                          escape(str(task["state"])), escape(str(task.get("desired") or "-")),
+                          f"[{colour.get(health, 'white')}]{escape(health)}[/]", escape(str(task.get("node") or "-")),
+                          escape(str(task.get("error") or "")))
+    out.print(table)
+    ports = [f"{s['service']}: {', '.join(s['ports'])}" for s in services if s["ports"]]
+    if ports:
+        out.print(escape("published: " + "; ".join(ports)), highlight=False)
+
+
 def print_status(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -231,6 +258,8 @@ def print_status(report: dict[str, Any]) -> None:
         restarts = f"{svc['restarts']}" + (f" (engine: {svc['engine_restarts']})" if svc.get("engine_restarts") else "")
         table.add_row(escape(name), escape(str(svc["state"])), f"[{colour.get(health, 'white')}]{escape(health)}[/]", restarts, backoff, note)
     out.print(table)
+    if report.get("swarm") is not None:
+        print_swarm(out, report["swarm"])
     cert = report["certificate"]
     if cert.get("not_after"):
         days = (cert["not_after"] - now) / 86400

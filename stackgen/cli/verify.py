@@ -146,12 +146,23 @@ def execute_live(
     if target is not None:
         if target.is_dir():
             directory = target
+            from stackgen.stackdir import StackDir
+
+            stack_dir = StackDir(target)
+            if stack_dir.target == "swarm":  # the running stack was deployed from the stack file: drift is judged against it
+                files = [stack_dir.swarm_path]
         elif target.is_file():
             directory, files = target.parent, [target]
         else:
             return report_error(f"{target}: no such stack directory or compose file")
     try:
-        result = checks.verify_live(engines.client(), directory=directory, project=project, files=files, ca_file=ca_file,
+        engine = engines.client()
+        if engines.swarm_role(engine) == "manager":  # a probe on a swarm stack's overlay must be a service (live/swarm_probe.py)
+            from stackgen.live.swarm_probe import OverlayProbes
+            from stackgen.stackdir import StackDir
+
+            engine = OverlayProbes(engine, project or (StackDir(directory).project() if directory is not None else "verify"))
+        result = checks.verify_live(engine, directory=directory, project=project, files=files, ca_file=ca_file,
                                     min_days=min_days, probe_level=probe_level, ignore=list(ignore), fail_on=fail_on)
     except user_errors() as exc:
         return report_error(str(exc))

@@ -42,9 +42,10 @@ from stackgen.constants import ROLE_LABEL, UPSTREAM_LABEL
 from stackgen.errors import StackgenError
 from stackgen.generate.compose import _yaml
 from stackgen.generate.files import RenderedFile
+from stackgen.stackdir import SWARM_NAME
 from stackgen.topology import Role, parse_role
 
-SWARM_FILE = "compose.swarm.yaml"
+SWARM_FILE = SWARM_NAME  # the name is the stack directory's fact (stackgen.stackdir): `up` deploys it
 # The newest stack file format both the 20.10 CLI and current ones read (3.9 has `deploy.resources.limits.pids`).
 STACK_FORMAT = "3.9"
 # Node labels that pin stateful services: `<prefix>.<project>.<group>=true` (a group: services that share a volume).

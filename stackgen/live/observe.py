@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackgen import engine as engines
-from stackgen.constants import NETWORK_LABEL, PROBE_LABEL, PROJECT_LABEL, SERVICE_LABEL
+from stackgen.constants import NETWORK_LABEL, PROBE_LABEL, PROJECT_LABEL, STACK_NAMESPACE_LABEL
 from stackgen.roles import infer_role
 from stackgen.topology import (
     Device,
@@ -31,9 +31,12 @@ from stackgen.topology import (
 
 
 def network_key(attrs: dict[str, Any], project: str) -> str:
+    """The network's key in the file: compose's label, or a swarm stack's `STACK_KEY` name; else its own name."""
     labels = attrs.get("Labels") or {}
     if labels.get(PROJECT_LABEL) == project and labels.get(NETWORK_LABEL):
         return labels[NETWORK_LABEL]
+    if labels.get(STACK_NAMESPACE_LABEL) == project and attrs["Name"].startswith(f"{project}_"):
+        return engines.stack_key(attrs["Name"], project)
     return attrs["Name"]
 
 
@@ -108,7 +111,7 @@ def service_from_container(container, project: str, network_keys: dict[str, str]
     config = attrs.get("Config") or {}
     host = attrs.get("HostConfig") or {}
     labels = config.get("Labels") or {}
-    name = labels.get(SERVICE_LABEL) if labels.get(PROJECT_LABEL) == project else None
+    name = engines.service_key(labels, project)
     mounts = _mounts(attrs, project)
     image = config.get("Image")
     role, role_from = infer_role(image, labels, None, mounts)
@@ -169,6 +172,7 @@ def observe(engine, project: str, declared: Topology | None = None) -> Topology:
                     continue
     topo = Topology(project=project, origin="engine", declared=declared)
     cgroup_v1 = str(engine.info().get("CgroupVersion", "1")) == "1"
+    restarts = swarm_restart_policies(engine, project, containers.values())
     for key, attrs in networks.items():
         topo.networks[key] = Network(key, attrs["Name"], internal=bool(attrs.get("Internal")), driver=attrs.get("Driver"))
     for container in sorted(containers.values(), key=lambda c: c.name):
@@ -176,6 +180,8 @@ def observe(engine, project: str, declared: Topology | None = None) -> Topology:
         if PROBE_LABEL in labels:
             continue
         service = service_from_container(container, project, name_to_key, host_cgroupns_default=cgroup_v1)
+        if service.name in restarts:  # a swarm task: Swarm restarts it (its container has no policy of its own)
+            service.restart = restarts[service.name]
         if service.name in topo.services:  # a scaled service: keep each container apart
             service.name = container.name
         for net in service.networks:
@@ -192,6 +198,23 @@ def observe(engine, project: str, declared: Topology | None = None) -> Topology:
     return topo
 
 
+# A swarm service's restart condition, in the compose words the loader gives a stack file's (composefile.to_topology).
+_SWARM_RESTART = {"any": "always", "none": "no", "on-failure": "on-failure"}
+
+
+def swarm_restart_policies(engine, project: str, containers) -> dict[str, str]:
+    """{service key: restart policy} of the swarm stack's services, when `containers` holds its task containers:
+    Swarm, not the container, restarts a task (its container's own policy is none)."""
+    if not any(engines.swarm_service_key(c.attrs.get("Config", {}).get("Labels") or {}, project) for c in containers):
+        return {}
+    found = {}
+    for service in engines.stack_services(engine, project):
+        spec = service.attrs.get("Spec") or {}
+        condition = ((spec.get("TaskTemplate") or {}).get("RestartPolicy") or {}).get("Condition") or "any"
+        found[engines.stack_key(spec.get("Name") or service.name, project)] = _SWARM_RESTART.get(condition, condition)
+    return found
+
+
 def adopt_declared(observed: Topology, declared: Topology) -> None:
     """Positions and suppressions of the file carry over: findings point at the line to fix,
     and a suppression with a reason in the file holds for the running stack too."""
@@ -202,6 +225,8 @@ def adopt_declared(observed: Topology, declared: Topology) -> None:
         if source is None:
             continue
         svc.src, svc.fields = source.src, dict(source.fields)
+        if source.image and "@" not in source.image and (svc.image or "").startswith(f"{source.image}@sha256:"):
+            svc.image = source.image  # `docker stack deploy` pinned the digest the tag named at deploy time: the same image
         svc.suppressions = list(source.suppressions)
         svc.extensions = dict(source.extensions)
         # The file knows more than a running container shows (its build context, routing labels, the

@@ -35,6 +35,7 @@ class ServiceState:
     detail: str = ""
     exit_code: int | None = None
     started_at: float | None = None  # epoch seconds of the container's last start
+    node: str | None = None  # a swarm task's node (its host name)
 
     @property
     def ready(self) -> bool:
@@ -51,7 +52,7 @@ class UpResult:
     project: str
     states: dict[str, ServiceState]
     seconds: float
-    firewall: str  # applied | unavailable | already
+    firewall: str  # applied | unavailable | already | not-applicable (a swarm: no bridge to close)
     notes: list[str] = field(default_factory=list)
 
 
@@ -65,11 +66,17 @@ class StackFailed(StackgenError):
 
 
 def ensure_current(directory: Path) -> None:
-    """Refuse to run files that stack.yaml no longer describes (or that are missing)."""
-    stack = StackDir(directory).stack
+    """Refuse to run files that stack.yaml no longer describes (or that are missing); compose.swarm.yaml too on a swarm."""
+    stack_dir = StackDir(directory)
+    stack = stack_dir.stack
     from stackgen.generate.render import render
 
-    plan = files.plan(directory, render(stack))
+    rendered = render(stack)
+    if stack_dir.target == "swarm":
+        from stackgen.generate.workflow import with_swarm_file
+
+        rendered, _ = with_swarm_file(stack, directory, rendered)
+    plan = files.plan(directory, rendered)
     stale = [f.path for f in plan.files if f.action in (files.Action.CREATE, files.Action.UPDATE)]
     if stale:
         raise StackgenError(f"{directory}: {', '.join(stale)} not up to date with stack.yaml: run `stackgen generate {directory}` first")
@@ -162,10 +169,16 @@ def up(
     timeout: float = 300,
     on_progress: Callable[[dict[str, ServiceState]], None] | None = None,
     poll: float = 0.5,
+    resolve_image: str = "always",
 ) -> UpResult:
-    """Start the stack and wait until every service is healthy, or explain why not."""
+    """Start the stack and wait until every service is healthy, or explain why not. A stack whose target is swarm is
+    deployed to the swarm (operate/swarm.py; `resolve_image` is `docker stack deploy --resolve-image`)."""
     ensure_current(directory)
     stack_dir = StackDir(directory)
+    if stack_dir.target == "swarm":
+        from stackgen.operate import swarm
+
+        return swarm.up(directory, timeout=timeout, on_progress=on_progress, poll=poll, resolve_image=resolve_image)
     stack = stack_dir.stack
     document = stack_dir.compose_document() or {}
     engine = engines.client()
@@ -218,9 +231,15 @@ def up(
             process.terminate()
 
 
-def down(directory: Path, volumes: bool = False) -> None:
-    """Stop and remove the stack's containers and networks; volumes (the user's data) only when asked."""
-    stack = StackDir(directory).stack
+def down(directory: Path, volumes: bool = False):
+    """Stop and remove the stack's containers and networks; volumes (the user's data) only when asked. A swarm stack:
+    `docker stack rm` (operate/swarm.py), whose result says which volumes were kept or removed on this node."""
+    stack_dir = StackDir(directory)
+    if stack_dir.target == "swarm":
+        from stackgen.operate import swarm
+
+        return swarm.down(directory, volumes=volumes)
+    stack = stack_dir.stack
     args = ["down", "--timeout", "10"] + (["--volumes"] if volumes else [])
     engines.compose(directory, *args)
     for rule in firewall_rules(stack):

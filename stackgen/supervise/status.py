@@ -47,7 +47,15 @@ def collect_status(directory: Path) -> dict[str, Any]:
         from stackgen import engine as engines
 
         client = engines.client(timeout=10)
-        for container in engines.project_containers(client, target.project):
+        if StackDir(target.directory).target == "swarm":  # services and their tasks, not containers
+            from stackgen.operate import swarm
+
+            report["swarm"] = swarm.status(client, target.project, names)
+            for service in report["swarm"]:
+                task = next(iter(service["tasks"]), None)
+                if task is not None and service["deployed"]:
+                    engine_view[service["service"]] = {"state": task["state"], "health": task["health"], "engine_restarts": None}
+        for container in engines.project_containers(client, target.project) if "swarm" not in report else ():
             attrs = container.attrs
             service = engines.service_of(container)
             if not service:

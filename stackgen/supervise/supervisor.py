@@ -43,7 +43,7 @@ from stackgen.supervise.jobs import JobContext, JobRunner, Restart
 from stackgen.supervise.outcomes import Outcomes
 from stackgen.supervise.policy import ContainerEvent, Decision, HealPolicy, ServiceRecord
 from stackgen.supervise.state import StateStore
-from stackgen.supervise.target import Target, dependents_from_compose, load_target
+from stackgen.supervise.target import Target, dependents_from_compose, load_target, refuse_swarm
 
 __all__ = ["IDLE_WAKE", "Supervisor", "Target", "load_target", "run_foreground", "state_summary"]
 
@@ -65,6 +65,7 @@ class Supervisor:
         findings: Callable[..., list] | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        refuse_swarm(directory)
         self.target = load_target(directory, project)
         self.directory = self.target.directory
         self.project = self.target.project

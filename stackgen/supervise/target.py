@@ -35,6 +35,19 @@ def load_target(directory: Path, project: str | None = None) -> Target:
     return Target(stack_dir.path, stack_dir.project(project), document, stack)
 
 
+def refuse_swarm(directory: Path) -> None:
+    """The supervisor heals containers by restarting them, which on a swarm is Swarm's own job: a second healer would
+    fight the orchestrator (a restarted task container is one Swarm already replaces). Refused, saying what does work."""
+    from stackgen.errors import StackgenError
+    from stackgen.stackdir import StackDir
+
+    if StackDir(directory).target == "swarm":
+        raise StackgenError(
+            f"{directory}: the stack's target is swarm: `stackgen supervise` watches compose projects only. Swarm restarts "
+            "and replaces tasks itself (restart_policy, healthchecks); watch it with `stackgen status` (services, tasks, "
+            "nodes) and `stackgen verify --live` on a schedule, renew with `stackgen renew`, back up with `stackgen backup`")
+
+
 def dependents_from_compose(document: dict[str, Any] | None) -> dict[str, list[str]]:
     """{dependency: [services restarted with it]} from compose's `depends_on: {X: {restart: true}}`."""
     found: dict[str, list[str]] = {}

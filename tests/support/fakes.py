@@ -28,6 +28,8 @@ from stackgen.images.registry import DOCKER_MANIFEST, Response, sha256_digest
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+STACK_LABEL = "com.docker.stack.namespace"  # a swarm stack's things (the docker CLI's label)
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"  # a task container's service (`STACK_SERVICE`)
 
 #: An exec handler: the command in, (exit code, stdout, stderr) out.
 ExecHandler = Callable[[list[str]], tuple[int, str, str]]
@@ -143,7 +145,8 @@ class FakeContainer:
                      "StartedAt": "2024-05-01T10:00:00Z"}
             if self.health is not None:
                 state["Health"] = {"Status": self.health}
-        return {"Id": self.id, "Name": f"/{self.name}", "Config": {"Labels": self.labels}, "State": state}
+        created = {"Created": self.created} if getattr(self, "created", None) else {}
+        return {"Id": self.id, "Name": f"/{self.name}", "Config": {"Labels": self.labels}, "State": state, **created}
 
     def reload(self) -> None:
         """Nothing to refresh: `attrs` is always current."""
@@ -314,6 +317,12 @@ class FakeEngine:
         self.images = FakeImages(self)
         self.volumes = FakeVolumes(self)
         self.api = self  # the low-level client: `api.events` answers past events
+        # A swarm (see FakeSwarm below): None until `swarm_init`; networks by name (inspect attrs).
+        self.swarm: FakeSwarm | None = None
+        self.networks_by_name: dict[str, dict] = {}
+        self.networks = FakeNetworks(self)
+        self.services = FakeServices(self)
+        self.nodes = FakeNodes(self)
 
     def join(self, container: FakeContainer) -> FakeContainer:
         container.engine = self
@@ -366,6 +375,179 @@ class FakeEngine:
         for stream in self.streams:
             if not stream.closed and _event_matches(event, stream.filters):
                 stream.items.put(event)
+
+
+    # --- info, and a swarm -------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        swarm = {"LocalNodeState": "inactive", "ControlAvailable": False}
+        if self.swarm is not None:
+            swarm = {"LocalNodeState": "active", "ControlAvailable": self.swarm.manager, "NodeID": self.swarm.node_id}
+        return {"CgroupVersion": "2", "Swarm": swarm}
+
+    def swarm_init(self, manager: bool = True, hostname: str = "node-1") -> FakeSwarm:
+        self.swarm = FakeSwarm(self, manager, hostname)
+        return self.swarm
+
+    def service_logs(self, service_id: str, **kwargs: Any) -> Iterator[bytes]:
+        self.swarm.logs_asked.append((service_id, kwargs))
+        return iter([self.swarm.logs.get(service_id, b"")])
+
+    def inspect_network(self, name_or_id: str) -> dict:
+        for attrs in self.networks_by_name.values():
+            if name_or_id in (attrs["Name"], attrs["Id"]):
+                return attrs
+        from docker.errors import NotFound
+
+        raise NotFound(name_or_id)
+
+
+# --------------------------------------------------------------------------------------- a swarm
+
+
+class FakeNetwork:
+    def __init__(self, engine: FakeEngine, name: str) -> None:
+        self.engine, self.name = engine, name
+
+    @property
+    def attrs(self) -> dict:
+        return self.engine.networks_by_name[self.name]
+
+    @property
+    def id(self) -> str:
+        return self.attrs["Id"]
+
+    def reload(self) -> None:
+        """`attrs` is always current."""
+
+    def remove(self) -> None:
+        self.engine.networks_by_name.pop(self.name)
+
+
+class FakeNetworks:
+    """Networks by name, inspect attrs as given (`add`), listed with the engine's label filter."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+
+    def add(self, name: str, labels: dict[str, str] | None = None, **attrs: Any) -> FakeNetwork:
+        self.engine.networks_by_name[name] = {"Name": name, "Id": f"nid-{name}", "Labels": labels or {}, "Containers": {},
+                                              "Scope": "local", "Driver": "bridge", **attrs}
+        return FakeNetwork(self.engine, name)
+
+    def list(self, filters: dict | None = None) -> list[FakeNetwork]:
+        self.engine.check()
+        wanted = _label_filters(filters)
+        return [FakeNetwork(self.engine, name) for name, attrs in self.engine.networks_by_name.items()
+                if _labels_match(attrs.get("Labels") or {}, wanted)]
+
+
+class FakeService:
+    """A swarm service: its spec (name, labels, replicas, healthcheck, published ports), its tasks (raw task dicts, as
+    the engine lists them; `task` adds one), its update status."""
+
+    def __init__(self, swarm: FakeSwarm, name: str, labels: dict[str, str] | None = None, replicas: int = 1,
+                 healthcheck: bool = True, ports: list[dict] | None = None, image: str = "img", kwargs: dict | None = None) -> None:
+        self.swarm, self.name, self.id = swarm, name, f"sid-{name}"
+        self.kwargs = kwargs or {}  # what `services.create` was given
+        self.raw_tasks: list[dict] = []
+        container_spec: dict[str, Any] = {"Image": image}
+        if healthcheck:
+            container_spec["Healthcheck"] = {"Test": ["CMD", "true"]}
+        self.attrs: dict[str, Any] = {"ID": self.id, "Spec": {
+            "Name": name, "Labels": labels or {}, "Mode": {"Replicated": {"Replicas": replicas}},
+            "TaskTemplate": {"ContainerSpec": container_spec, "RestartPolicy": {"Condition": "any"}},
+            "EndpointSpec": {"Mode": "dnsrr", "Ports": ports or []}}}
+
+    def task(self, state: str = "running", desired: str = "running", *, err: str = "", message: str = "",
+             exit_code: int | None = None, created: str = "2030-01-01T00:00:00Z", container: str | None = None,
+             node: str | None = None) -> dict:
+        raw = {"ID": f"tid-{self.name}-{len(self.raw_tasks)}", "ServiceID": self.id, "Slot": 1, "DesiredState": desired,
+               "NodeID": node or self.swarm.node_id, "CreatedAt": created,
+               "Status": {"State": state, "Err": err, "Message": message,
+                          "ContainerStatus": {"ContainerID": container, "ExitCode": exit_code}}}
+        self.raw_tasks.append(raw)
+        return raw
+
+    def tasks(self, filters: dict | None = None) -> list[dict]:
+        self.swarm.engine.check()
+        return list(self.raw_tasks)
+
+    def remove(self) -> bool:
+        self.swarm.removed.append(self.name)
+        self.swarm.services.pop(self.name, None)
+        return True
+
+
+class FakeServices:
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+
+    def _swarm(self) -> FakeSwarm:
+        self.engine.check()
+        if self.engine.swarm is None or not self.engine.swarm.manager:
+            from docker.errors import APIError
+
+            raise APIError("This node is not a swarm manager.")
+        return self.engine.swarm
+
+    def list(self, filters: dict | None = None) -> list[FakeService]:
+        swarm = self._swarm()
+        wanted = _label_filters(filters)
+        return [s for s in swarm.services.values() if _labels_match(s.attrs["Spec"]["Labels"], wanted)]
+
+    def create(self, image: str, command=None, **kwargs: Any) -> FakeService:
+        swarm = self._swarm()
+        service = FakeService(swarm, kwargs.get("name") or f"svc-{len(swarm.created)}", kwargs.get("labels"), image=image,
+                              kwargs={"command": command, **kwargs})
+        swarm.services[service.name] = service
+        swarm.created.append(service)
+        if swarm.on_create is not None:
+            swarm.on_create(service)
+        return service
+
+
+class FakeNodes:
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+
+    def list(self, filters: dict | None = None) -> list:
+        swarm = self.engine.services._swarm()
+        return [type("FakeNode", (), {"id": swarm.node_id, "attrs": {"ID": swarm.node_id, "Description": {"Hostname": swarm.hostname},
+                                                                     "Spec": {"Labels": swarm.node_labels}}})()]
+
+
+class FakeSwarm:
+    """This engine as a one-node swarm: its node (id, host name, labels), the stack services (by full name), the
+    services' logs by id, what was created (`on_create` may give a new service its tasks) and removed."""
+
+    def __init__(self, engine: FakeEngine, manager: bool, hostname: str) -> None:
+        self.engine, self.manager, self.hostname = engine, manager, hostname
+        self.node_id = "node-id-1"
+        self.node_labels: dict[str, str] = {}
+        self.services: dict[str, FakeService] = {}
+        self.logs: dict[str, bytes] = {}
+        self.logs_asked: list[tuple[str, dict]] = []
+        self.created: list[FakeService] = []
+        self.removed: list[str] = []
+        self.on_create: Callable[[FakeService], None] | None = None
+
+    def service(self, stack: str, key: str, **kwargs: Any) -> FakeService:
+        """A service of swarm stack `stack`, as `docker stack deploy` names and labels it."""
+        name = f"{stack}_{key}"
+        self.services[name] = FakeService(self, name, {STACK_LABEL: stack, **kwargs.pop("labels", {})}, **kwargs)
+        return self.services[name]
+
+    def task_container(self, stack: str, key: str, *, health: str | None = "healthy", status: str = "running",
+                       attrs: dict | None = None, created: str = "2030-01-01T00:00:00Z", id: str | None = None) -> FakeContainer:
+        """A task container of the stack's service on this node, labelled as the engine labels it."""
+        labels = {STACK_LABEL: stack, SWARM_SERVICE_LABEL: f"{stack}_{key}", **((attrs or {}).get("Config", {}).get("Labels") or {})}
+        name = f"{stack}_{key}.1.{id or 'x'}"
+        container = FakeContainer(name=name, id=id or f"cid-{key}", labels=labels, status=status, health=health,
+                                  attrs=None if attrs is None else {**attrs, "Config": {**attrs.get("Config", {}), "Labels": labels}})
+        container.created, container.engine = created, self.engine
+        self.engine.items[container.name] = container  # not `join`: no compose project label on a task container
+        return container
 
 
 # --------------------------------------------------------------------------------------- a registry

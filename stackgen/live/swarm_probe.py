@@ -1,0 +1,128 @@
+"""Probes on a swarm stack's overlay networks: a one-task service, because no container may join those networks.
+
+Why: compose.swarm.yaml never makes an overlay `attachable` (any container on a manager could then join the internal
+network next to Node-RED), so the engine refuses a container on it ("not manually attachable"); a service may be put
+on any overlay. `verify --live` gives the probes `OverlayProbes(engine, project)` instead of the bare client: the
+same client, except that a container created on such a network (`containers.create(..., network=NAME)`, which is
+how the matrix's probe containers are made) is a `ServiceProbe` that runs the same command as a service task. The
+probe code is the same for a compose project and a swarm stack, and it never learns the difference.
+
+A probe service keeps the container's hardening where Swarm has it (the user, read-only root, no capabilities, the
+memory limit, the probe label on the service and its container; Swarm takes no security options, so no
+no-new-privileges: the probe is nobody without capabilities either way), runs the stack's own image by id (no node
+pulls anything), is placed on this node (its output is read from its container here), never restarts, and is removed
+with its container (Swarm removes a task's anonymous volumes with it). `observe` skips it by its label.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+__all__ = ["OverlayProbes", "ServiceProbe", "is_overlay_only"]
+
+_DONE = ("complete", "failed", "rejected", "shutdown", "orphaned", "remove")
+_UNIT = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def is_overlay_only(attrs: dict[str, Any]) -> bool:
+    """A swarm-scoped network a container cannot join (not attachable): only a service reaches a vantage on it."""
+    return attrs.get("Scope") == "swarm" and not attrs.get("Attachable")
+
+
+def _bytes(value: Any) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    text = str(value).strip().lower()
+    unit = text[-1] if text[-1:] in _UNIT else ""
+    return int(float(text[: len(text) - len(unit)]) * _UNIT[unit])
+
+
+class ServiceProbe:
+    """What `containers.create` returns for a probe on an overlay: start, wait, logs and remove, done by a service."""
+
+    def __init__(self, engine, project: str, image: str, network: dict[str, Any], entrypoint: list[str] | None,
+                 args: list[str] | None, options: dict[str, Any], poll: float = 0.2) -> None:
+        self.engine, self.project, self.image, self.network = engine, project, image, network
+        self.entrypoint, self.args, self.options, self.poll = entrypoint, args, options, poll
+        self.service = None
+        self.task: dict[str, Any] = {}
+
+    def start(self) -> None:
+        node = ((self.engine.info() or {}).get("Swarm") or {}).get("NodeID")
+        labels = dict(self.options.get("labels") or {})
+        memory = _bytes(self.options.get("mem_limit"))
+        self.service = self.engine.services.create(
+            self.image,
+            command=list(self.entrypoint) if self.entrypoint else None,
+            args=list(self.args or []),
+            name=f"stackgen-probe-{self.project}-{secrets.token_hex(3)}"[:63],
+            labels=labels,
+            container_labels=labels,
+            networks=[self.network["Id"]],
+            user=self.options.get("user"),
+            read_only=bool(self.options.get("read_only")),
+            cap_drop=list(self.options.get("cap_drop") or []) or None,
+            resources={"Limits": {"MemoryBytes": memory}} if memory else None,
+            restart_policy={"Condition": "none", "MaxAttempts": 0},
+            constraints=[f"node.id=={node}"] if node else [],
+            endpoint_spec={"Mode": "dnsrr"},
+        )
+
+    def wait(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Until the task is done; `{"StatusCode": exit code}` as the engine's wait answers. A task that never ran raises."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.service.tasks()
+            self.task = found[0] if found else {}
+            if ((self.task.get("Status") or {}).get("State")) in _DONE:
+                break
+            time.sleep(self.poll)
+        status = self.task.get("Status") or {}
+        container = (status.get("ContainerStatus") or {})
+        if status.get("State") not in ("complete", "failed") or not container.get("ContainerID"):
+            said = status.get("Err") or status.get("Message") or status.get("State") or "not scheduled"
+            raise RuntimeError(f"probe service on {self.network.get('Name')}: {said}")
+        return {"StatusCode": container.get("ExitCode") or 0}
+
+    def logs(self, stdout: bool = True, stderr: bool = True) -> bytes:
+        container_id = ((self.task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+        return self.engine.containers.get(container_id).logs(stdout=stdout, stderr=stderr)
+
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        if self.service is not None:
+            self.service.remove()
+
+
+class _Containers:
+    def __init__(self, engine, project: str) -> None:
+        self._engine, self._project = engine, project
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine.containers, name)
+
+    def create(self, image: str, command=None, **kwargs: Any):
+        network = kwargs.get("network")
+        if network:
+            try:
+                attrs = self._engine.api.inspect_network(network)
+            except Exception:  # noqa: BLE001 - the engine will say what is wrong with it
+                attrs = {}
+            if is_overlay_only(attrs):
+                entrypoint = kwargs.get("entrypoint")
+                entrypoint = [entrypoint] if isinstance(entrypoint, str) else entrypoint
+                args = [command] if isinstance(command, str) else command
+                return ServiceProbe(self._engine, self._project, image, attrs, entrypoint, args, kwargs)
+        return self._engine.containers.create(image, command, **kwargs)
+
+
+class OverlayProbes:
+    """The engine client, except that a container created on a swarm overlay no container may join is a `ServiceProbe`."""
+
+    def __init__(self, engine, project: str) -> None:
+        self._engine = engine
+        self.containers = _Containers(engine, project)
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
