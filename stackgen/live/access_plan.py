@@ -40,6 +40,7 @@ class AccessPlan:
     gaps: list[str] = field(default_factory=list)
     instance: str | None = None  # the Node-RED instance it is for (stack.yaml's name)
     service: str | None = None  # that instance's service
+    node_root: str = "/"  # where its endpoints are (httpNodeRoot: `/lab/` for a path-routed instance)
 
     @property
     def stem(self) -> str:
@@ -57,9 +58,9 @@ def plan_from_stack(stack, instance=None) -> AccessPlan:
     editor, shield = instance.editor, instance.login_shield
     names = [d.removeprefix("*.") for d in instance.domains if d != editor.host] or [d.removeprefix("*.") for d in instance.domains]
     source = "stack.yaml" if stack.instances is None else f"stack.yaml, instance {instance.name}"
-    return AccessPlan(source, names[0] if names else None, editor.enabled, editor.path if editor.enabled else None,
+    return AccessPlan(source, names[0] if names else None, editor.enabled, instance.editor_root if editor.enabled else None,
                       editor.host, list(editor.allow), ShieldPlan(shield.enabled, shield.attempts, shield.ban_seconds),
-                      instance=instance.name, service=instance.service)
+                      instance=instance.name, service=instance.service, node_root=instance.node_root)
 
 
 def plan_from_configs(edge: dict[str, str], settings: str | None) -> AccessPlan:

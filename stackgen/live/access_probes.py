@@ -128,8 +128,8 @@ def gate_steps(plan: AccessPlan, token: str | None = None) -> list[GateStep]:
     if plan.editor_host:
         steps += [GateStep("editor", path, plan.editor_host) for path in ("/", "/flows")]
     steps += [GateStep("dot", path, host) for path in (stem + "/../flows", stem + "/%2e%2e/flows", stem + "/./../settings")]
-    if stem:
-        steps.append(GateStep("endpoint", f"/stackgen-probe-{token or secrets.token_hex(4)}", host))
+    if stem and stem != plan.node_root.rstrip("/"):  # an editor at its instance's whole prefix leaves no public path
+        steps.append(GateStep("endpoint", f"{plan.node_root}stackgen-probe-{token or secrets.token_hex(4)}", host))
     steps += [GateStep("editor", s.path, s.host, forged=True) for s in steps if s.kind == "editor"]
     return steps
 
@@ -173,7 +173,8 @@ def judge_gate(plan: AccessPlan, steps: list[GateStep], results: list[Result], c
         found.append(Verdict(GATE_FORGED, False, "not checked: no refused editor request to forge past (see the check above)"))
     endpoint = [(s, r) for s, r in pairs if s.kind == "endpoint"]
     if not endpoint:
-        found.append(Verdict(ENDPOINT, True, "the editor is at /: every path is editor traffic, no public endpoint to probe"))
+        found.append(Verdict(ENDPOINT, True, f"the editor is at {plan.node_root} (its site's or its instance's whole root): every path "
+                                             "there is editor traffic, no public endpoint to probe"))
     for step, r in endpoint:
         node_red = (r.status == 404 and "Cannot GET" in r.body) or (r.status == 401 and (r.www_authenticate or "").lower().startswith("basic"))
         said = r.error or ("Cannot GET" if "Cannot GET" in r.body else " ".join(r.body.split())[:60])

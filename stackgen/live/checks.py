@@ -70,9 +70,10 @@ class InstanceFacts:
     name: str  # the instance's name in stack.yaml (its service's name without stack.yaml)
     service: str
     hosts: list[str] = field(default_factory=list)  # exact host names routed to it (its editor's own host too)
-    editor_path: str | None = "/"  # None: no editor served
+    editor_path: str | None = "/"  # None: no editor served (its httpAdminRoot: under the prefix of a path-routed one)
     egress: bool = False
     spec: Any = None  # stackgen.spec.Instance, when stack.yaml was read
+    node_root: str = "/"  # its httpNodeRoot: where its endpoints are (`/lab/` for a path-routed instance)
 
     @property
     def host(self) -> str | None:
@@ -313,7 +314,7 @@ def _node_red_through_edge(ctx: LiveContext, edge: str, address: str, port: int,
             upgraded = 0
         if not ctx.check(f"editor websocket upgrades{tag}", upgraded == 101, str(upgraded)):
             ctx.report("SG309", edge, f"GET {root}comms{at} with Upgrade: websocket answered {upgraded} (expected 101)")
-    path = f"/stackgen-probe-{secrets.token_hex(4)}"
+    path = f"{instance.node_root if instance else '/'}stackgen-probe-{secrets.token_hex(4)}"
     try:
         response = probes.https_request(address, port, domain, path, timeout=5)
         ok = response.status == 404 and b"Cannot GET" in response.body
@@ -392,7 +393,7 @@ def _header_grades(ctx: LiveContext, edge: str, address: str, http_port: int | N
     editor_path = instance.editor_path if instance else ctx.editor_path
     which = f", instance {instance.name}" if instance and ctx.several else ""
     pages = [(f"editor{which}", (editor_path or "/").rstrip("/") + "/")] if editor_path is not None else []
-    pages.append((f"endpoint{which}", f"/stackgen-probe-{secrets.token_hex(4)}"))
+    pages.append((f"endpoint{which}", f"{instance.node_root if instance else '/'}stackgen-probe-{secrets.token_hex(4)}"))
     for label, path in pages:
         try:
             graded = grade(exchange(ctx, address, http_port, https_port, domain, path))
@@ -501,8 +502,8 @@ def instances_of(stack) -> list[InstanceFacts]:
     found = []
     for inst in stack.node_reds:
         hosts = [h for h in inst.hosts if not h.startswith("*.")] or [d.removeprefix("*.") for d in inst.domains[:1]]
-        found.append(InstanceFacts(inst.name, inst.service, hosts, inst.editor.path if inst.editor.enabled else None,
-                                   inst.egress, inst))
+        found.append(InstanceFacts(inst.name, inst.service, hosts, inst.editor_root if inst.editor.enabled else None,
+                                   inst.egress, inst, inst.node_root))
     return found
 
 

@@ -177,3 +177,21 @@ def test_chromium_loads_the_prefixed_editor_whole(live: SharedHost):
     assert "red-ui-workspace-chart" in run.dom
     failed = [line for line in run.console if "404" in line or "Failed to load" in line]
     assert failed == [], failed
+
+
+def test_verify_live_probes_each_instance_under_its_own_prefix(live: SharedHost):
+    try:  # pebble is the test's CA, not part of the stack: once the certificate exists it leaves the stack's network
+        live.network("public").disconnect(live.pebble)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+    result = runner.invoke(app, ["verify", "--live", str(live.directory), "--ca-file", str(live.issuing_root),
+                                 "--format", "json", "--probes", "all", "--fail-on", "low"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [f for f in report["findings"] if not f["suppressed"]] == []
+    checks = {c["check"]: c for c in report["live"]["checks"]}
+    assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]
+    lab = {name: c["detail"] for name, c in checks.items() if "instance lab" in name}
+    gate = next(detail for name, detail in lab.items() if name.startswith("editor refused outside allow"))
+    endpoint = next(detail for name, detail in lab.items() if name.startswith("endpoint reachable outside allow"))
+    assert "403" in gate and "/lab/stackgen-probe-" in endpoint, lab

@@ -334,3 +334,21 @@ def test_probe_networks_of_another_verifier_are_not_drift():
     engine = SimpleNamespace(networks=SimpleNamespace(list=lambda filters: [SimpleNamespace(name="stackgen-probe-p-abc-out")]))
     live._without_probe_networks(engine, topo)
     assert list(topo.networks) == ["internal"] and topo.services["edge"].networks == ("internal",)
+
+
+def test_a_path_routed_instance_is_probed_under_its_prefix():
+    from stackgen.spec import Stack
+
+    two = Stack.model_validate({
+        "version": 2, "project": "p", "domains": ["site.example.org"], "email": "ops@example.org", "edge": "caddy",
+        "tls": {"mode": "internal"},
+        "instances": [
+            {"name": "main", "domains": ["site.example.org"], "admin_password_hash": EXAMPLE_HASH},
+            {"name": "lab", "domains": ["site.example.org"], "path": "/lab", "admin_password_hash": EXAMPLE_HASH},
+        ],
+    })
+    lab = plans.plan_from_stack(two, next(i for i in two.node_reds if i.name == "lab"))
+    assert lab.editor_path == "/lab/editor" and lab.node_root == "/lab/"
+    steps = ap.gate_steps(lab, token="t")
+    assert {s.path for s in steps if s.kind == "editor" and s.host == "site.example.org"} >= {"/lab/editor/", "/lab/editor/flows", "/LAB/EDITOR/flows"}
+    assert [s.path for s in steps if s.kind == "endpoint"] == ["/lab/stackgen-probe-t"]
