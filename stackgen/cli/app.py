@@ -347,7 +347,7 @@ def up(
     for inst in stack.node_reds:  # several instances: each one's editor on its first host name
         host = stack.domains[0] if stack.instances is None else inst.hosts[0]
         named = f"instance {inst.name}: " if stack.instances is not None else ""
-        out.print(f"{named}open https://{host}{ctx.https_port_suffix}{inst.editor.path} (user {inst.admin_user})", highlight=False)
+        out.print(f"{named}open https://{host}{ctx.https_port_suffix}{inst.editor_root} (user {inst.admin_user})", highlight=False)
     if result.firewall == "not-applicable":
         out.print("host firewall: none needed for the internal overlays (an internal overlay has no gateway to the host)")
         for inst in stack.node_reds:
