@@ -228,14 +228,9 @@ def init(
 
 
 def _allow_networks(values: list[str]) -> list[str]:
-    """--editor-allow values: CIDRs, or the words `private` and `everyone` (the spec validates the CIDRs)."""
-    from stackgen.spec import EVERYONE, PRIVATE_NETWORKS
+    from stackgen.spec import allow_networks
 
-    words = {"private": PRIVATE_NETWORKS, "everyone": EVERYONE}
-    networks: list[str] = []
-    for value in values:
-        networks.extend(words.get(value.strip().lower(), (value,)))
-    return networks
+    return allow_networks(values)
 
 
 def _abs(path: Path | None) -> str | None:

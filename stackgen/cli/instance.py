@@ -5,7 +5,6 @@ Thin, like the rest of the CLI: parse, call `stackgen.instances.manage`, print. 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -155,14 +154,9 @@ def remove(
 
 
 def _allow_networks(values: list[str]) -> list[str]:
-    from stackgen.spec import EVERYONE, PRIVATE_NETWORKS
+    from stackgen.spec import allow_networks
 
-    words = {"private": PRIVATE_NETWORKS, "everyone": EVERYONE}
-    networks: list[str] = []
-    for value in values:
-        for part in (p for p in re.split(r"[,\s]+", value) if p):
-            networks.extend(words.get(part.lower(), (part,)))
-    return networks
+    return allow_networks(values)
 
 
 def _report(directory: Path, outcome) -> None:

@@ -27,12 +27,12 @@ from stackgen.spec.base import (
     TlsMode,
 )
 from stackgen.spec.instances import DEFAULT_INSTANCE, MAX_INSTANCES, Instance, check_instances, instance_service
-from stackgen.spec.node_red import EVERYONE, PRIVATE_NETWORKS, BasicAuth, Editor, LoginShield, NodeRed
+from stackgen.spec.node_red import EVERYONE, PRIVATE_NETWORKS, BasicAuth, Editor, LoginShield, NodeRed, allow_networks
 from stackgen.spec.parts import Images, Logging, Ports, Tls
 from stackgen.spec.stack import Stack
 
 __all__ = [
     "DEFAULT_INSTANCE", "EVERYONE", "LETS_ENCRYPT", "LETS_ENCRYPT_STAGING", "MAX_INSTANCES", "PRIVATE_NETWORKS", "SPEC_VERSION",
-    "TARGETS", "BasicAuth", "DnsProvider", "Edge", "Editor", "FieldError", "Images", "Instance", "Logging", "LoginShield",
+    "TARGETS", "BasicAuth", "allow_networks", "DnsProvider", "Edge", "Editor", "FieldError", "Images", "Instance", "Logging", "LoginShield",
     "NodeRed", "Platform", "Ports", "Stack", "StrictModel", "Target", "Tls", "TlsMode", "check_instances", "instance_service",
 ]

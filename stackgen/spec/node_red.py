@@ -48,6 +48,20 @@ class BasicAuth(StrictModel):
 PRIVATE_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 # Everyone: the two networks that open the editor to the internet.
 EVERYONE = ("0.0.0.0/0", "::/0")
+# The words `init --editor-allow` and `instance add --editor-allow` take besides CIDRs.
+ALLOW_WORDS = {"private": PRIVATE_NETWORKS, "everyone": EVERYONE}
+
+
+def allow_networks(values: list[str]) -> list[str]:
+    """--editor-allow values (each may list several, comma- or space-separated): CIDRs, or the words `private` and
+    `everyone`; the CIDRs are validated where they land (`Editor.allow`), naming the field."""
+    networks: list[str] = []
+    for value in values:
+        for part in (p for p in re.split(r"[,\s]+", value) if p):
+            networks.extend(ALLOW_WORDS.get(part.lower(), (part,)))
+    return networks
+
+
 # At most this many networks: each becomes a line in the edge's config.
 _MAX_ALLOW = 64
 
