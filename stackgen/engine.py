@@ -106,6 +106,9 @@ def compose(directory: Path, *args: str, project: str | None = None, check: bool
 
 
 # --- label look-ups: how stackgen finds what Compose created for a project -----------------------
+# Container lists pass ignore_removed=True (here and wherever a list is taken): the SDK inspects each container it
+# listed, and one Compose removes in between (a recreate during `up`) raised NotFound out of the whole list.
+#
 # Compose marks every container, network and volume it creates with the project and the key the
 # compose file gave it. Every look-up goes through these few functions, so the label names and the
 # filter shape (a list of `key=value`, all of which must match) are written once.
@@ -163,8 +166,8 @@ def _newest_first(containers: list) -> list:
 def project_containers(engine: docker.DockerClient, project: str, all_: bool = True) -> list:
     """Containers Compose created for `project` (stopped ones too unless `all_=False`); else the swarm stack's task
     containers on this node (with `all_`, the history Swarm keeps too: the newest first)."""
-    found = engine.containers.list(all=all_, filters=label_filter(project))
-    return found or _newest_first(engine.containers.list(all=all_, filters=stack_filter(project)))
+    found = engine.containers.list(all=all_, ignore_removed=True, filters=label_filter(project))
+    return found or _newest_first(engine.containers.list(all=all_, ignore_removed=True, filters=stack_filter(project)))
 
 
 def service_of(container) -> str | None:
@@ -180,9 +183,9 @@ def is_oneoff(labels: dict[str, str]) -> bool:
 
 def service_container(engine: docker.DockerClient, project: str, service: str, all_: bool = False):
     """The container of `service` in `project` (running ones only unless `all_`), or None."""
-    found = engine.containers.list(all=all_, filters=label_filter(project, service=service))
+    found = engine.containers.list(all=all_, ignore_removed=True, filters=label_filter(project, service=service))
     if not found:  # a swarm stack's task: the newest (a replaced task's container may linger)
-        found = _newest_first(engine.containers.list(all=all_, filters=stack_filter(project, service)))
+        found = _newest_first(engine.containers.list(all=all_, ignore_removed=True, filters=stack_filter(project, service)))
     return found[0] if found else None
 
 

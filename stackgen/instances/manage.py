@@ -116,7 +116,7 @@ def _remove_container(engine: Any, project: str, gone: Instance) -> list[str]:
     from stackgen import engine as engines
 
     removed = []
-    for container in engine.containers.list(all=True, filters=engines.label_filter(project, service=gone.service)):
+    for container in engine.containers.list(all=True, ignore_removed=True, filters=engines.label_filter(project, service=gone.service)):
         container.remove(force=True)  # its data lives in the volume; the volume stays unless drop_data
         removed.append(container.name)
     return removed

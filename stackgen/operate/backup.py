@@ -376,7 +376,7 @@ def _check_link(info: tarfile.TarInfo) -> None:
 
 
 def _users_of(engine, volume: str) -> list:
-    return engine.containers.list(all=True, filters={"volume": volume})
+    return engine.containers.list(all=True, ignore_removed=True, filters={"volume": volume})
 
 
 def _is_empty(engine, image: str, volume: str) -> bool:

@@ -293,12 +293,12 @@ def down(directory: Path, volumes: bool = False, timeout: float = 120, poll: flo
 
     def gone() -> bool:
         return not (engines.stack_services(engine, project)
-                    or engine.containers.list(all=True, filters=engines.stack_filter(project))
+                    or engine.containers.list(all=True, ignore_removed=True, filters=engines.stack_filter(project))
                     or engine.networks.list(filters=engines.stack_filter(project)))
 
     while not gone():
         if time.monotonic() - start > timeout:
-            left = [c.name for c in engine.containers.list(all=True, filters=engines.stack_filter(project))]
+            left = [c.name for c in engine.containers.list(all=True, ignore_removed=True, filters=engines.stack_filter(project))]
             left += [n.name for n in engine.networks.list(filters=engines.stack_filter(project))]
             raise StackgenError(f"stack {project}: still there after {timeout:.0f}s: {', '.join(left) or 'its services'}")
         time.sleep(poll)

@@ -203,5 +203,5 @@ class Restart:
             except engines.NotFound:
                 pass
         service, _, number = key.partition("#")
-        found = self.client.containers.list(all=True, filters=engines.label_filter(self.project, service=service, number=number or "1"))
+        found = self.client.containers.list(all=True, ignore_removed=True, filters=engines.label_filter(self.project, service=service, number=number or "1"))
         return found[0] if found else None

@@ -187,7 +187,7 @@ class FakeContainers:
     def __init__(self, engine: FakeEngine) -> None:
         self.engine = engine
 
-    def list(self, all: bool = False, filters: dict | None = None) -> list[FakeContainer]:
+    def list(self, all: bool = False, filters: dict | None = None, ignore_removed: bool = False) -> list[FakeContainer]:
         self.engine.check()
         if filters and "volume" in filters:  # the containers that use a volume, as the test set them
             return list(self.engine.users.get(filters["volume"], []))
