@@ -44,6 +44,7 @@ from stackgen.live import probes
 from stackgen.live.access_probes import access_probe
 from stackgen.live.isolation import Reach, egress, egress_canary, keys, matrix
 from stackgen.live.observe import observe, project_networks
+from stackgen.live.swarm_probe import ports_leave_with_probe_networks
 from stackgen.topology import Role, Service, Topology
 from stackgen.verify.rules import get_rule
 
@@ -509,12 +510,16 @@ def instances_of(stack) -> list[InstanceFacts]:
 
 def _probe(ctx: LiveContext, probe_level: str) -> list[Finding]:
     """Run the probes `probe_level` asks for (all, cheap, none) at once; their findings. At `all`, the isolation
-    probes run in the order `_isolation` gives them."""
+    probes run in the order `_isolation` gives them; on a swarm stack before the others: the access probes take the
+    edge's published ports away while they hold it (swarm_probe.ports_leave_with_probe_networks)."""
     if probe_level != "none":
         with ThreadPoolExecutor(max_workers=8) as pool:
+            first = probe_level == "all" and ports_leave_with_probe_networks(ctx.networks)
+            if first:
+                _isolation(ctx, pool)
             jobs = [pool.submit(tls, ctx, pool), pool.submit(keys, ctx)]
             if probe_level == "all":
-                jobs += [pool.submit(_isolation, ctx, pool), pool.submit(tls_profile_probe, ctx)]
+                jobs += [pool.submit(tls_profile_probe, ctx)] + ([] if first else [pool.submit(_isolation, ctx, pool)])
             for job in jobs:
                 job.result()
     return ctx.findings

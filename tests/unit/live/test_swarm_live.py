@@ -132,3 +132,35 @@ def test_the_matrix_probe_on_a_swarm_overlay_runs_as_a_service(engine):
     (created,) = engine.swarm.created
     assert created.kwargs["command"] == ["node"] and json.loads(created.kwargs["args"][2]) == job
     assert engine.swarm.removed == [created.name]
+
+
+@pytest.mark.parametrize("scope, isolation_first", [("swarm", True), ("local", False)])
+def test_on_a_swarm_the_isolation_probes_end_before_any_probe_through_the_published_ports(monkeypatch, scope, isolation_first):
+    """The access probes take a swarm edge's published ports away while they hold it (measured on 20.10): the probes
+    through those ports (TLS, the TLS profile) start only after them. A compose stack runs them side by side."""
+    import threading
+
+    from stackgen.live import checks
+
+    ctx = checks.LiveContext(None, "p", Topology(project="p"), None, {"internal": {"Scope": scope, "Attachable": False}})
+    events, isolation_done = [], threading.Event()
+
+    def isolation(ctx_, pool):
+        events.append("isolation start")
+        isolation_done.wait(0.2)
+        events.append("isolation end")
+        isolation_done.set()
+
+    def through_ports(name):
+        def run(*args):
+            events.append(f"{name} ({'after' if isolation_done.is_set() else 'during'} isolation)")
+        return run
+
+    monkeypatch.setattr(checks, "_isolation", isolation)
+    monkeypatch.setattr(checks, "tls", through_ports("tls"))
+    monkeypatch.setattr(checks, "tls_profile_probe", through_ports("tls profile"))
+    monkeypatch.setattr(checks, "keys", lambda ctx_: None)
+    checks._probe(ctx, "all")
+    assert events.count("isolation start") == 1
+    during = [e for e in events if "during" in e]
+    assert (not during) if isolation_first else during, events
