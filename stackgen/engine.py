@@ -191,21 +191,19 @@ def service_container(engine: docker.DockerClient, project: str, service: str, a
 
 def project_networks(engine: docker.DockerClient, project: str, network: str | None = None) -> list:
     """Networks Compose created for `project`, else the swarm stack's; with `network`, only the one with that key."""
-    keys = {"network": network} if network else {}
-    found = engine.networks.list(filters=label_filter(project, **keys))
-    if not found:
-        found = [n for n in engine.networks.list(filters=stack_filter(project))
-                 if network is None or n.name == f"{project}_{network}"]
-    return found
+    return _compose_else_stack(engine.networks, project, "network", network)
 
 
 def project_volumes(engine: docker.DockerClient, project: str, volume: str | None = None) -> list:
     """Volumes Compose created for `project`, else the swarm stack's on this node; with `volume`, only that key's."""
-    keys = {"volume": volume} if volume else {}
-    found = engine.volumes.list(filters=label_filter(project, **keys))
+    return _compose_else_stack(engine.volumes, project, "volume", volume)
+
+
+def _compose_else_stack(collection, project: str, kind: str, key: str | None) -> list:
+    """`collection` (networks or volumes) of the compose project, else of the swarm stack (named `project_KEY`)."""
+    found = collection.list(filters=label_filter(project, **({kind: key} if key else {})))
     if not found:
-        found = [v for v in engine.volumes.list(filters=stack_filter(project))
-                 if volume is None or v.name == f"{project}_{volume}"]
+        found = [item for item in collection.list(filters=stack_filter(project)) if key is None or item.name == f"{project}_{key}"]
     return found
 
 

@@ -5,6 +5,8 @@ Thin, like the rest of the CLI: parse, call `stackgen.instances.manage`, print. 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -73,11 +75,10 @@ def add(
 ) -> None:
     """Add a Node-RED instance: its own network, volume, secret and password; the edge routes its host names (or a path
     prefix of them, --path) to it."""
-    from stackgen.generate import files, passwords
+    from stackgen.generate import passwords
     from stackgen.instances import manage
-    from stackgen.instances.edit import SpecEditError
 
-    try:
+    with _refusals_named():
         if admin_password_file is not None:
             password = passwords.read_password_file(admin_password_file)
         elif non_interactive:
@@ -103,14 +104,6 @@ def add(
         if path is not None:
             settings["path"] = path
         outcome = manage.add(directory, name, domain or [], settings, force=force)
-    except SpecEditError as exc:
-        raise fail(f"{_flag(exc.loc)}: {exc.message}") from None
-    except files.HandEditError as exc:
-        for item in exc.plan.conflicts:
-            err.print(item.diff(), markup=False, highlight=False)
-        raise fail(str(exc)) from None
-    except StackgenError as exc:
-        raise fail(str(exc)) from None
     inst = next(i for i in outcome.stack.instances or [] if i.name == name)
     out.print(f"[green]added[/] instance {name}: service {inst.service}, network {inst.internal_network}, volume {inst.data_volume}",
               highlight=False)
@@ -128,20 +121,10 @@ def remove(
     force: Annotated[bool, typer.Option(help="Overwrite files edited by hand (each kept as a .bak backup).")] = False,
 ) -> None:
     """Remove a Node-RED instance from the stack; its data volume and secret are kept unless --drop-data."""
-    from stackgen.generate import files
     from stackgen.instances import manage
-    from stackgen.instances.edit import SpecEditError
 
-    try:
+    with _refusals_named():
         outcome = manage.remove(directory, name, drop_data=drop_data, force=force)
-    except SpecEditError as exc:
-        raise fail(f"{_flag(exc.loc)}: {exc.message}") from None
-    except files.HandEditError as exc:
-        for item in exc.plan.conflicts:
-            err.print(item.diff(), markup=False, highlight=False)
-        raise fail(str(exc)) from None
-    except StackgenError as exc:
-        raise fail(str(exc)) from None
     out.print(f"[green]removed[/] instance {name} from {directory}/stack.yaml", highlight=False)
     for container in outcome.stopped:
         out.print(f"[yellow]stopped and removed[/] container {container}", highlight=False)
@@ -152,6 +135,24 @@ def remove(
         out.print(f"[green]kept[/] {item}", highlight=False)
     out.print(f"next: [bold]stackgen up {directory}[/] (the edge stops routing to {name})")
 
+
+@contextmanager
+def _refusals_named() -> Iterator[None]:
+    """add and remove alike: a spec refusal names its flag, hand-edited files show their diff, any other refusal its
+    message; each exits 2 having written nothing."""
+    from stackgen.generate import files
+    from stackgen.instances.edit import SpecEditError
+
+    try:
+        yield
+    except SpecEditError as exc:
+        raise fail(f"{_flag(exc.loc)}: {exc.message}") from None
+    except files.HandEditError as exc:
+        for item in exc.plan.conflicts:
+            err.print(item.diff(), markup=False, highlight=False)
+        raise fail(str(exc)) from None
+    except StackgenError as exc:
+        raise fail(str(exc)) from None
 
 def _allow_networks(values: list[str]) -> list[str]:
     from stackgen.spec import allow_networks
