@@ -8,8 +8,10 @@ roles (`org.stackgen.role`), volumes and ports, never a service's name, so sever
 transform like one.
 
 What changes (measured against Docker Engine 20.10 and the docker CLI's stack loader, file format 3.9):
-- networks become overlays, `internal: true` kept, each encrypted (IPsec between nodes); the bridge-only
-  options (`com.docker.network.bridge.name`) go: an internal overlay has no gateway to the host at all.
+- networks become overlays, `internal: true` kept, each encrypted (IPsec between nodes) unless stack.yaml says
+  `swarm: {encrypted_overlays: false}` (for nodes whose kernel has no IPsec ESP: there an encrypted overlay deploys
+  without an error and carries nothing between nodes, measured); the bridge-only options
+  (`com.docker.network.bridge.name`) go: an internal overlay has no gateway to the host at all.
 - rendered configuration files (bind mounts in compose.yaml) become swarm `configs`, named by a hash of
   their content (swarm configs are immutable: a changed file is a new config, and the service update
   that follows replaces the task, as compose recreates a container whose inputs changed); file secrets
@@ -32,6 +34,7 @@ import hashlib
 import io
 import posixpath
 import re
+import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,20 +100,39 @@ class SwarmStack:
     lost: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    encrypted: bool = True  # the overlays (stack.yaml swarm.encrypted_overlays)
 
 
-def swarm_document(compose: Mapping[str, Any], files: Iterable[RenderedFile]) -> SwarmStack:
+# Said in the header and, with encryption off, by `generate` as a warning: what turning it off means.
+UNENCRYPTED = (
+    "overlay encryption is OFF (stack.yaml swarm.encrypted_overlays: false): between nodes, everything on these "
+    "networks (the edge to each Node-RED: passwords, session tokens, flows) crosses the network unencrypted as plain "
+    "VXLAN (UDP 4789), readable and injectable by anyone on that path. Only where the network between the nodes is "
+    "yours alone (a private link, a WireGuard tunnel); on one node nothing leaves the host"
+)
+# Why encryption can be turned off at all (docs/swarm.md, measured on kernel 6.18 without CONFIG_INET_ESP).
+NO_ESP = (
+    "a node whose kernel lacks IPsec ESP (CONFIG_INET_ESP) deploys encrypted overlays without any error, but they "
+    "carry nothing between it and other nodes (the engine logs \"Failed Adding ... SA ... function not implemented\" "
+    "and drops the traffic); such nodes need swarm.encrypted_overlays: false"
+)
+
+
+def swarm_document(compose: Mapping[str, Any], files: Iterable[RenderedFile], encrypted: bool = True) -> SwarmStack:
     """The stack file for `compose`, a compose document as compose.yaml holds it (loaded round-trip: quoting kept,
     `$$` still escaped, as both files are interpolated alike).
 
     `files`: files that bind mounts may name (path relative to the stack directory, such as `edge/Caddyfile`, or
     absolute); a bind of one of them becomes a swarm config with the file's content and mode. Any other bind stays a bind (and pins
-    its service: the path must exist on that node). Pure: no I/O.
+    its service: the path must exist on that node). `encrypted`: the overlays' IPsec (stack.yaml
+    `swarm.encrypted_overlays`). Pure: no I/O.
     """
     source = copy.deepcopy(dict(compose))
     project = str(source.get("name") or "stack")
     services: dict[str, Any] = source.get("services") or {}
-    result = SwarmStack({}, project)
+    result = SwarmStack({}, project, encrypted=encrypted)
+    if not encrypted:
+        result.warnings.append(UNENCRYPTED)
     by_path = {_norm(f.path): f for f in files}
     configs: dict[str, Any] = {}
     pins = _pins(project, services, by_path)
@@ -417,8 +439,11 @@ def _network(key: str, network: Mapping[str, Any], result: SwarmStack) -> dict[s
         if str(option).startswith("com.docker.network.bridge."):
             result.changed.append(f"network {key}: {option} dropped (a bridge option; an overlay has no host bridge"
                                   + (", and an internal one no gateway to the host)" if network.get("internal") else ")"))
-    options["encrypted"] = Q("true")
-    out["driver_opts"] = options
+    options.pop("encrypted", None)  # the overlay driver encrypts when the option is present, whatever its value
+    if result.encrypted:
+        options["encrypted"] = Q("true")
+    if options:
+        out["driver_opts"] = options
     for extra in ("labels", "ipam", "name", "external"):
         if extra in network:
             out[extra] = network[extra]
@@ -450,8 +475,19 @@ def header(stack: SwarmStack) -> str:
     lines += [
         "Deploy from this directory (relative paths are read here):",
         f"  docker stack deploy -c {SWARM_FILE} {stack.project}",
-        "Needs Docker Engine 20.10.24 or later (cap_add/cap_drop, pids; encrypted overlays without CVE-2023-28840..28842),",
-        "Linux nodes with IPsec (ESP, IP protocol 50) and UDP 4789 allowed between them (encrypted overlay networks).",
+    ]
+    if stack.encrypted:
+        lines += [
+            "Needs Docker Engine 20.10.24 or later (cap_add/cap_drop, pids; encrypted overlays without CVE-2023-28840..28842),",
+            "Linux nodes with IPsec (ESP, IP protocol 50) and UDP 4789 allowed between them (encrypted overlay networks).",
+            *_wrap(f"Mind: {NO_ESP}."),
+        ]
+    else:
+        lines += [
+            "Needs Docker Engine 20.10.24 or later (cap_add/cap_drop, pids), UDP 4789 allowed between the nodes.",
+            *_wrap(f"WARNING: {UNENCRYPTED}."),
+        ]
+    lines += [
         "File modes below are decimal, as `docker stack config` prints them: 420 = 0644, 493 = 0755, 256 = 0400.",
         "",
         "What Swarm cannot express here (compose.yaml has it):",
@@ -461,6 +497,10 @@ def header(stack: SwarmStack) -> str:
     lines += ["Said differently for Swarm:"]
     lines += [f"  - {item}" for item in stack.changed]
     return "".join(f"# {line}".rstrip() + "\n" for line in lines)
+
+
+def _wrap(text: str, width: int = 114) -> list[str]:
+    return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
 
 
 def load_compose(text: bytes) -> dict[str, Any]:
@@ -477,7 +517,7 @@ def dump_swarm(stack: SwarmStack) -> bytes:
     return buffer.getvalue().encode()
 
 
-def swarm_file(compose_yaml: bytes, files: Iterable[RenderedFile]) -> tuple[RenderedFile, list[str]]:
+def swarm_file(compose_yaml: bytes, files: Iterable[RenderedFile], encrypted: bool = True) -> tuple[RenderedFile, list[str]]:
     """`compose.swarm.yaml` for the rendered compose.yaml, and the warnings to show whoever generated it."""
-    stack = swarm_document(load_compose(compose_yaml), files)
+    stack = swarm_document(load_compose(compose_yaml), files, encrypted)
     return RenderedFile(SWARM_FILE, dump_swarm(stack)), stack.warnings

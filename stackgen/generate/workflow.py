@@ -104,7 +104,7 @@ def with_swarm_file(stack: Stack, directory: Path, rendered: list[files.Rendered
         except OSError as exc:
             raise StackgenError(f"{path}: tls.ca_bundle: cannot read ({exc.strerror})") from None
     compose_yaml = next(f.content for f in rendered if f.path == "compose.yaml")
-    swarm_file, warnings = swarm.swarm_file(compose_yaml, known)
+    swarm_file, warnings = swarm.swarm_file(compose_yaml, known, encrypted=stack.encrypted_overlays)
     return sorted([*rendered, swarm_file], key=lambda f: f.path), warnings
 
 

@@ -159,3 +159,16 @@ class Logging(StrictModel):
         if value is not None and not _SIZE.fullmatch(value):
             raise ValueError("must be a size such as 10m")
         return value
+
+
+class Swarm(StrictModel):
+    """Settings of compose.swarm.yaml alone (`target: swarm`); compose.yaml does not read them."""
+
+    encrypted_overlays: bool = Field(
+        True,
+        description="Encrypt the stack's overlay networks between nodes (IPsec ESP; on by default). Every node's kernel needs "
+        "IPsec ESP (CONFIG_INET_ESP): where a node lacks it, Swarm still deploys, but the overlays carry no traffic between "
+        "that node and the others (docs/swarm.md). false: the traffic between nodes (the edge to each Node-RED: passwords, "
+        "session tokens, flows) crosses the network between the nodes unencrypted (plain VXLAN); only where that network is "
+        "yours alone. One node sends nothing between nodes either way.",
+    )

@@ -23,7 +23,7 @@ from stackgen.spec.base import (
 )
 from stackgen.spec.instances import DEFAULT_INSTANCE, MAX_INSTANCES, Instance, check_instances
 from stackgen.spec.node_red import NodeRed
-from stackgen.spec.parts import Images, Logging, Ports, Tls
+from stackgen.spec.parts import Images, Logging, Ports, Swarm, Tls
 from stackgen.upstream.contracts import load_contract
 
 
@@ -66,6 +66,7 @@ class Stack(StrictModel):
         "a stack file for `docker stack deploy` (docs/swarm.md says what Swarm cannot express). "
         "`stackgen generate --target` overrides it for one run.",
     )
+    swarm: Swarm | None = Field(None, description="Settings of compose.swarm.yaml (target: swarm) alone; unset: the defaults.")
 
     @field_validator("target", mode="before")
     @classmethod
@@ -149,13 +150,19 @@ class Stack(StrictModel):
             if editor_host is not None and not any(_covers(d, editor_host) for d in self.domains):
                 raise FieldError(
                     (*where, "editor", "host"),
-                    f"{editor_host} is not one of domains, nor covered by a wildcard in domains: the certificate would not cover it",
+                    f"{editor_host} is not one of domains, nor covered by a wildcard in domains: the certificate would not cover it "
+                    "(add it to domains)",
                 )
         if self.instances is not None:
             check_instances(self.domains, self.instances)
         if self.tls.mode == "edge-acme" and self.edge == "nginx":
             raise FieldError(("tls", "mode"), "edge-acme needs an edge with a built-in ACME client (caddy or traefik); nginx has none")
         return self
+
+    @property
+    def encrypted_overlays(self) -> bool:
+        """compose.swarm.yaml encrypts its overlays (`swarm.encrypted_overlays`, true unless set false)."""
+        return self.swarm is None or self.swarm.encrypted_overlays
 
     @property
     def cert_name(self) -> str:

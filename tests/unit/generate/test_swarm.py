@@ -71,6 +71,30 @@ def test_internal_networks_become_internal_encrypted_overlays(case):
         assert not any(option.startswith("com.docker.network.bridge.") for option in network["driver_opts"])
         assert not network.get("attachable"), "an attachable overlay lets any container on a manager join it"
     assert networks["internal"]["internal"] is True
+    header = swarm.header(result)
+    assert "kernel lacks IPsec ESP (CONFIG_INET_ESP)" in header and "swarm.encrypted_overlays: false" in header
+    assert "overlay encryption is OFF" not in header and not result.warnings
+
+
+def test_overlay_encryption_off_leaves_no_encrypted_option_and_says_so_loudly(case):
+    _, compose, _, rendered = case
+    result = swarm.swarm_document(compose, rendered.values(), encrypted=False)
+    for key, network in result.document["networks"].items():
+        # The overlay driver encrypts when the option is there at all (`encrypted: "false"` would still encrypt).
+        assert "encrypted" not in (network.get("driver_opts") or {}), key
+        assert network["driver"] == "overlay" and bool(network.get("internal")) == bool((compose["networks"][key] or {}).get("internal"))
+    assert result.document["networks"]["internal"]["internal"] is True
+    header = swarm.header(result)
+    assert "# WARNING: overlay encryption is OFF (stack.yaml swarm.encrypted_overlays: false)" in header
+    assert "plain" in header and "IPsec (ESP, IP protocol 50)" not in header
+    assert all(line.startswith("#") for line in header.splitlines())
+    assert result.warnings == [swarm.UNENCRYPTED]
+
+
+def test_an_encrypted_option_from_compose_does_not_survive_encryption_off():
+    compose = {"name": "p", "services": {}, "networks": {"n": {"driver_opts": {"encrypted": "", "com.docker.network.bridge.name": "x"}}}}
+    assert "driver_opts" not in swarm.swarm_document(compose, [], encrypted=False).document["networks"]["n"]
+    assert swarm.swarm_document(compose, []).document["networks"]["n"]["driver_opts"] == {"encrypted": "true"}
 
 
 def test_rendered_files_become_configs_never_bind_mounts(case):
@@ -324,6 +348,23 @@ def test_generate_reads_the_ca_bundle_for_its_config(tmp_path: Path):
     init(directory, Stack.model_validate(data | {"target": "swarm"}))
     text = (directory / swarm.SWARM_FILE).read_text()
     assert "file: ./ca/home-ca.pem" in text and "type: bind" not in text
+
+
+def test_spec_swarm_encrypted_overlays_false_reaches_the_stack_file_and_generate_warns(tmp_path: Path):
+    directory = tmp_path / "s"
+    init(directory, _stack("swarm"))
+    assert "swarm:" not in (directory / "stack.yaml").read_text(), "unset: the default, not written"
+    assert "encrypted: \"true\"" in (directory / swarm.SWARM_FILE).read_text()
+    data = _stack("swarm").model_dump(exclude_none=True) | {"swarm": {"encrypted_overlays": False}}
+    stack = Stack.model_validate(data)
+    assert not stack.encrypted_overlays and _stack().encrypted_overlays
+    result = generate(directory, stack=stack)
+    assert [f.action for f in result.plan.files if f.path == swarm.SWARM_FILE] == [Action.UPDATE]
+    text = (directory / swarm.SWARM_FILE).read_text()
+    assert "encrypted:" not in text.split("\nversion:", 1)[1] and "# WARNING: overlay encryption is OFF" in text
+    assert swarm.UNENCRYPTED in result.warnings
+    with pytest.raises(ValueError, match=r"swarm[\s\S]*encrypt"):
+        Stack.model_validate(data | {"swarm": {"encrypt": False}})
 
 
 def test_a_target_that_is_not_one_is_refused_naming_the_field():
