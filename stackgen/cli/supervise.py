@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         stable_after: Annotated[str | None, typer.Option(help="Healthy this long: backoff and crash loop reset. [default: 10m]")] = None,
         stop_timeout: Annotated[str | None, typer.Option(help="Grace period of a restart's stop. [default: 10s]")] = None,
         ignore_service: Annotated[list[str] | None, typer.Option(help="Never restart this service (repeatable).")] = None,
+        no_task_after: Annotated[str | None, typer.Option(help="Swarm: alert when a service has had no running task this long. [default: 1m]")] = None,
+        swarm_poll: Annotated[str | None, typer.Option(help="Swarm: time between reads of the stack's task lists. [default: 30s]")] = None,
         renew: Annotated[bool | None, typer.Option("--renew/--no-renew", help="Run certificate renewal on a schedule. [default: on]")] = None,
         renew_interval: Annotated[str | None, typer.Option(help="Time between renewal runs. [default: 12h]")] = None,
         renew_jitter: Annotated[str | None, typer.Option(help="Random extra delay of each renewal run. [default: 1h]")] = None,
@@ -73,13 +75,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
         unit_dir: Annotated[Path, typer.Option(help="--install-systemd: where the unit goes.")] = Path("/etc/systemd/system"),
         unit_user: Annotated[str | None, typer.Option(help="--install-systemd: run as this user (in the docker group) instead of root.")] = None,
     ) -> None:
-        """Watch the running stack: heal unhealthy containers, renew and check certificates, watch for drift, alert."""
+        """Watch the running stack: heal unhealthy containers (on a swarm: watch Swarm heal its tasks), renew and check
+        certificates, watch for drift, alert."""
         from stackgen.supervise.config import load_settings
 
         overrides: dict[str, Any] = {
             "backoff_base": backoff_base, "backoff_cap": backoff_cap, "crash_loop_restarts": crash_loop_restarts,
             "crash_loop_window": crash_loop_window, "stable_after": stable_after, "stop_timeout": stop_timeout,
-            "ignore_services": ignore_service or None, "renew": renew, "renew_interval": renew_interval,
+            "ignore_services": ignore_service or None, "no_task_after": no_task_after, "swarm_poll": swarm_poll, "renew": renew,
+            "renew_interval": renew_interval,
             "renew_jitter": renew_jitter, "cert_check_interval": cert_check_interval, "expiry_days": expiry_days,
             "verify_interval": verify_interval, "drift_min_severity": drift_min_severity, "webhook_url": webhook_url,
             "webhook_format": webhook_format, "webhook_token_file": webhook_token_file, "webhook_retries": webhook_retries,
@@ -87,9 +91,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one function per command
             "backup_include_keys": backup_include_keys, "engine_alert_after": engine_alert_after,
         }
         try:
-            from stackgen.supervise.target import refuse_swarm
-
-            refuse_swarm(directory)  # before --install-systemd writes a unit that could never run
             settings = load_settings(directory, overrides)
             from stackgen.supervise.supervisor import Supervisor, load_target, run_foreground
 
@@ -247,7 +248,9 @@ def print_status(report: dict[str, Any]) -> None:
     colour = {"healthy": "green", "unhealthy": "red", "starting": "yellow"}
     for name, svc in report["services"].items():
         health = svc["health"] or "-"
-        if svc["failed"]:
+        if svc["failed"] and report.get("healer") == "swarm":
+            backoff, note = "[red]crash loop[/]", "Swarm keeps replacing its tasks: see its task errors below"
+        elif svc["failed"]:
             backoff, note = "[red]gave up[/]", "crash loop: restart it by hand once fixed"
         elif svc["next_restart_at"]:
             backoff, note = f"restart {_ago(svc['next_restart_at'], now)}", f"attempt {svc['attempt'] + 1}"

@@ -26,7 +26,7 @@ from stackgen import engine as engines
 from stackgen.errors import StackgenError
 from stackgen.stackdir import SWARM_NAME, StackDir
 
-__all__ = ["FAILURES", "RESOLVE_IMAGE", "Task", "down", "service_states", "status", "up"]
+__all__ = ["FAILURES", "RESOLVE_IMAGE", "Task", "down", "service_states", "stack_tasks", "status", "up"]
 
 RESOLVE_IMAGE = ("always", "changed", "never")  # `docker stack deploy --resolve-image`
 FAILURES = 2  # failed tasks of one service since `up` began: it will not come up by itself (Swarm retries every 5 s)
@@ -54,6 +54,7 @@ class Task:
     created: float | None = None
     container: str | None = None
     health: str | None = None  # from the container when it runs on this node; else inferred from the task's state
+    updated: float | None = None  # when the task reached its state (a failure counts then, not when the task was made)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id[:12], "slot": self.slot, "state": self.state, "desired": self.desired, "node": self.node,
@@ -104,8 +105,19 @@ def tasks(engine, service, nodes: dict[str, str], project: str) -> list[Task]:
             message=status.get("Message") or "", exit_code=container.get("ExitCode"),
             created=engines.parse_time(raw.get("CreatedAt")), container=container.get("ContainerID") or None,
             health=_health(engine, container.get("ContainerID"), state, healthcheck) if state in ("running", "starting") else None,
+            updated=engines.parse_time(status.get("Timestamp")),
         ))
     return sorted(found, key=lambda t: t.created or 0, reverse=True)
+
+
+def stack_tasks(engine, project: str) -> dict[str, tuple[int, list[Task]]]:
+    """Each deployed service of the stack (by its key): its desired replicas and its tasks, newest first (what the
+    supervisor's resync of a swarm stack reads)."""
+    nodes = _node_names(engine)
+    found = {}
+    for service in engines.stack_services(engine, project):
+        found[engines.stack_key(service.name, project)] = (_replicas(service.attrs.get("Spec") or {}), tasks(engine, service, nodes, project))
+    return found
 
 
 def _replicas(spec: dict[str, Any]) -> int:

@@ -55,6 +55,7 @@ DURATION_FIELDS = (
     "backoff_base", "backoff_cap", "crash_loop_window", "stable_after", "stop_timeout",
     "renew_interval", "renew_jitter", "renew_timeout", "reload_wait", "cert_check_interval",
     "verify_interval", "backup_interval", "engine_alert_after", "reconnect_max", "webhook_timeout",
+    "no_task_after", "swarm_poll",
 )
 
 
@@ -71,6 +72,10 @@ class Settings(BaseModel):
     stable_after: float = Field(600.0, gt=0, description="Healthy (or running, without a healthcheck) this long: backoff and crash-loop state reset.")
     stop_timeout: float = Field(10.0, description="Seconds a container gets to stop gracefully when restarted.")
     ignore_services: list[str] = Field(default_factory=list, description="Services never restarted (still watched and reported).")
+    # A swarm stack (Swarm heals its tasks; the supervisor watches: supervise/tasks.py)
+    no_task_after: float = Field(60.0, gt=0, description="Swarm stacks: alert when a service has had no running task this long.")
+    swarm_poll: float = Field(30.0, gt=0, description="Swarm stacks: time between reads of the services' task lists "
+                                                      "(also read after every event of the stack).")
     # Certificates
     renew: bool = Field(True, description="Run the sidecar's renewal on a schedule.")
     renew_interval: float = Field(43200.0, gt=0, description="Time between renewal runs (certbot advises twice a day).")

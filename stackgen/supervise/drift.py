@@ -68,9 +68,49 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from stackgen import engine as engines
 
-    findings = live_findings(engines.client(), Path(directory), probes=probes)
+    engine, path = engines.client(), Path(directory)
+    if _is_swarm(path):
+        findings = _swarm_findings(engine, path, probes)
+    else:
+        findings = live_findings(engine, path, probes=probes)
     print(json.dumps([f.to_dict() for f in findings]))
     return 0
+
+
+def _is_swarm(directory: Path) -> bool:
+    from stackgen.stackdir import StackDir
+
+    return StackDir(directory).target == "swarm"
+
+
+def _swarm_findings(engine: Any, directory: Path, probes: str) -> list[Any]:
+    """A swarm stack is judged as `stackgen verify --live DIR` judges it: against compose.swarm.yaml (what was deployed),
+    with a probe on one of its overlays run as a one-task service on a manager (live/swarm_probe.py: no container may
+    join a stack's overlay). The drift watch's cheap probes (TLS, keys) never attach the edge to a probe network, so
+    they never take the edge's published ports away (docs/swarm.md).
+
+    What the stack file itself is found to have is not drift: on a swarm every service has SG011 (Swarm cannot set
+    no-new-privileges), known when it was deployed and `verify`'s to report, not an alert on every service for as long
+    as the stack runs. A live finding whose rule and service the static verification of compose.swarm.yaml also has
+    comes back marked `baseline` and suppressed; anything the running stack adds (a port published by hand, a container
+    joined to an overlay) alerts."""
+    from stackgen import engine as engines
+    from stackgen.live.checks import verify_live
+    from stackgen.stackdir import StackDir
+    from stackgen.verify.pipeline import verify
+
+    stack_dir = StackDir(directory)
+    if engines.swarm_role(engine) == "manager":
+        from stackgen.live.swarm_probe import OverlayProbes
+
+        engine = OverlayProbes(engine, stack_dir.project())
+    findings = verify_live(engine, directory=directory, files=[stack_dir.swarm_path], probe_level=probes, fail_on=None).findings
+    known = {(f.rule, f.service) for f in verify([stack_dir.swarm_path], fail_on=None).findings}
+    for finding in findings:
+        if (finding.rule, finding.service) in known and not finding.suppressed:
+            finding.suppressed, finding.suppression_kind = True, "baseline"
+            finding.suppression_reason = "the stack file has it too: known when it was deployed, not drift"
+    return findings
 
 
 if __name__ == "__main__":

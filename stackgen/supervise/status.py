@@ -36,6 +36,7 @@ def collect_status(directory: Path) -> dict[str, Any]:
         "backup": dict(state.get("backup") or {}),
         "alerts": state.get("alerts") or {},
         "engine": None,
+        "healer": "swarm" if target.swarm else "supervisor",  # who restarts a failed service (restarts: by it)
     }
     records = state.get("services") or {}
     names = list(((target.document or {}).get("services") or {}).keys())
@@ -47,7 +48,7 @@ def collect_status(directory: Path) -> dict[str, Any]:
         from stackgen import engine as engines
 
         client = engines.client(timeout=10)
-        if StackDir(target.directory).target == "swarm":  # services and their tasks, not containers
+        if target.swarm:  # services and their tasks, not containers
             from stackgen.operate import swarm
 
             report["swarm"] = swarm.status(client, target.project, names)

@@ -17,6 +17,11 @@ Shape (this module is the main loop that wires the others):
 * Events, not polling (events.py): a restart starts within milliseconds and an idle
   supervisor does nothing; after an outage the reader reconnects with backoff and the main
   loop resynchronises from the containers' current state (events missed are never replayed).
+* Who heals depends on where the stack runs (watch.py, chosen once): on compose the supervisor
+  restarts unhealthy containers (HealPolicy); on a swarm, Swarm restarts and replaces tasks, so
+  the supervisor only watches them (TaskPolicy, tasks.py: task lists read by a poller thread,
+  crash loops and services without a task alerted) and never restarts anything. The jobs,
+  alerts, state and `status` are one code path for both.
 * `HealPolicy` (policy.py) is pure (events and a clock in, decisions out): the backoff,
   crash-loop and stopped-by-user rules are unit-tested without an engine.
 * Only the main loop touches the policy and the state; everything slow (restarts, renewals,
@@ -38,12 +43,13 @@ from typing import Any
 
 from stackgen.supervise.alerts import Alert, AlertBook, Dispatcher, JsonLog, read_token
 from stackgen.supervise.config import Settings
-from stackgen.supervise.events import EventReader, close_quietly, observe
+from stackgen.supervise.events import EventReader, TaskPoller, close_quietly
 from stackgen.supervise.jobs import JobContext, JobRunner, Restart
 from stackgen.supervise.outcomes import Outcomes
-from stackgen.supervise.policy import ContainerEvent, Decision, HealPolicy, ServiceRecord
+from stackgen.supervise.policy import Decision, ServiceRecord
 from stackgen.supervise.state import StateStore
-from stackgen.supervise.target import Target, dependents_from_compose, load_target, refuse_swarm
+from stackgen.supervise.target import Target, load_target
+from stackgen.supervise.watch import watch_for
 
 __all__ = ["IDLE_WAKE", "Supervisor", "Target", "load_target", "run_foreground", "state_summary"]
 
@@ -65,7 +71,6 @@ class Supervisor:
         findings: Callable[..., list] | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        refuse_swarm(directory)
         self.target = load_target(directory, project)
         self.directory = self.target.directory
         self.project = self.target.project
@@ -78,8 +83,8 @@ class Supervisor:
         token = read_token(self.settings.webhook_token_file)
         self.dispatcher = Dispatcher(self.log, self.project, self.settings.webhook_url, self.settings.webhook_format, token,
                                      self.settings.webhook_retries, self.settings.webhook_timeout)
-        self.policy = HealPolicy(self.settings, self.book, dependents_from_compose(self.target.document),
-                                 self.store.data["services"], clock)
+        self.watch = watch_for(self.target, self.settings, self.book, self.store.data["services"], clock)
+        self.policy = self.watch.policy  # HealPolicy (compose) or TaskPolicy (swarm): only the main loop touches it
         self._connect = connect or self._default_connect
         self.queue: queue.Queue[tuple] = queue.Queue()
         self.stop_event = threading.Event()
@@ -89,7 +94,8 @@ class Supervisor:
         self.outcomes = Outcomes(self.store, self.book, self.settings, self.target, self._note, self._send)
         self.jobs = JobRunner(JobContext(self.target, self.settings, self.stop_event, lambda: self.client, findings), self.queue.put)
         self._restart_threads: list[threading.Thread] = []
-        self._reader: EventReader | None = None
+        self._readers: list[EventReader] = []
+        self._poller: TaskPoller | None = None
         self.started = threading.Event()
         self.resynced = threading.Event()
 
@@ -128,10 +134,17 @@ class Supervisor:
         self._init_schedule()
         self.store.save(force=True)
         self._note("info", "supervisor_started", directory=str(self.directory), stack=self.target.is_stack,
+                   target="swarm" if self.target.swarm else "compose", heals=self.watch.heals,
                    settings=self.settings.model_dump(mode="json", exclude={"webhook_token_file"}))
         self.disconnected_since = self.clock()
-        self._reader = EventReader(self._connect, self.project, self.queue.put, self.stop_event, self.settings.reconnect_max)
-        self._reader.start()
+        self._readers = [EventReader(self._connect, filters, self.queue.put, self.stop_event, self.settings.reconnect_max,
+                                     announce=i == 0) for i, filters in enumerate(self.watch.filters())]
+        for reader in self._readers:
+            reader.start()
+        if self.watch.poll is not None:
+            self._poller = TaskPoller(self.watch.snapshot, lambda: self.client if self.connected else None, self.queue.put,
+                                      self.stop_event, self.watch.poll)
+            self._poller.start()
         self.jobs.start()
         self.started.set()
         try:
@@ -162,9 +175,13 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         self.stop_event.set()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader.join(5)
+        for reader in self._readers:
+            reader.close()
+        for reader in self._readers:
+            reader.join(5)
+        if self._poller is not None:
+            self._poller.poke()
+            self._poller.join(5)
         self.jobs.stop(5)
         for thread in self._restart_threads:
             thread.join(max(5.0, self.settings.stop_timeout + 5))
@@ -188,9 +205,16 @@ class Supervisor:
     def _handle(self, item: tuple) -> None:
         kind = item[0]
         if kind == "event":
-            event = ContainerEvent.from_engine(item[1])
+            event = self.watch.parse(item[1])
             if event is not None:
                 self._apply(self.policy.observe(event))
+                if self._poller is not None:  # what Swarm made of it shows in the task lists
+                    self._poller.poke()
+        elif kind == "snapshot":
+            if self.connected:
+                self._apply(self.policy.resync(item[1]))
+        elif kind == "snapshot_failed":
+            self._note("warning", "resync_failed", error=item[1])
         elif kind == "connected":
             self._on_connected(item[1])
         elif kind == "disconnected":
@@ -215,15 +239,15 @@ class Supervisor:
         was_down = self.disconnected_since
         self.connected, self.disconnected_since = True, None
         try:
-            observed = observe(client, self.project)
-        except Exception as exc:  # noqa: BLE001 - gone again: the reader will report it
+            observed = self.watch.snapshot(client)
+        except Exception as exc:  # noqa: BLE001 - gone again (the reader will report it), or no manager
             self._note("warning", "resync_failed", error=f"{exc.__class__.__name__}: {exc}")
             return
-        self._note("info", "engine_connected", containers=len(observed),
+        self._note("info", "engine_connected", **{self.watch.unit: len(observed)},
                    after_seconds=round(self.clock() - was_down, 1) if was_down else None)
         self._send(self.book.resolve("engine_unreachable", "the engine answers again"))
         self._apply(self.policy.resync(observed))
-        self._note("info", "resynced", services={o.key: f"{o.status}/{o.health or '-'}" for o in observed})
+        self._note("info", "resynced", services=self.watch.summary(observed))
         self.resynced.set()
 
     def _on_disconnected(self, reason: str) -> None:
@@ -261,6 +285,9 @@ class Supervisor:
     # -- restarts --
 
     def _start_restart(self, decision: Decision) -> None:
+        if not self.watch.heals:  # TaskPolicy never decides one; should a restart ever reach here, Swarm heals
+            self._note("error", "restart_refused", service=decision.key, why="Swarm heals this stack's tasks")
+            return
         client = self.client
         if client is None:  # the resynchronisation after reconnecting decides again
             self._apply(self.policy.restart_skipped(decision.key, "engine not connected"))

@@ -1,4 +1,4 @@
-"""What the supervisor watches: a stack directory (stack.yaml), or a plain compose project (compose.yaml).
+"""What the supervisor watches: a stack directory (stack.yaml; on compose or on a swarm), or a plain compose project.
 
 Why its own module: `stackgen status` needs the same answer (which project, which compose
 document) without loading the supervisor, and the compose document is read once, here.
@@ -19,6 +19,7 @@ class Target:
     project: str
     document: dict[str, Any] | None
     stack: Any = None  # stackgen.spec.Stack when DIR holds stack.yaml
+    swarm: bool = False  # deployed to Docker Swarm (StackDir.target): Swarm heals its tasks, the supervisor watches
 
     @property
     def is_stack(self) -> bool:
@@ -32,20 +33,7 @@ def load_target(directory: Path, project: str | None = None) -> Target:
     stack_dir = StackDir(directory.resolve())
     document = stack_dir.compose_document()  # first: a broken compose.yaml is named before the spec is read
     stack = stack_dir.stack_if_any()
-    return Target(stack_dir.path, stack_dir.project(project), document, stack)
-
-
-def refuse_swarm(directory: Path) -> None:
-    """The supervisor heals containers by restarting them, which on a swarm is Swarm's own job: a second healer would
-    fight the orchestrator (a restarted task container is one Swarm already replaces). Refused, saying what does work."""
-    from stackgen.errors import StackgenError
-    from stackgen.stackdir import StackDir
-
-    if StackDir(directory).target == "swarm":
-        raise StackgenError(
-            f"{directory}: the stack's target is swarm: `stackgen supervise` watches compose projects only. Swarm restarts "
-            "and replaces tasks itself (restart_policy, healthchecks); watch it with `stackgen status` (services, tasks, "
-            "nodes) and `stackgen verify --live` on a schedule, renew with `stackgen renew`, back up with `stackgen backup`")
+    return Target(stack_dir.path, stack_dir.project(project), document, stack, stack_dir.target == "swarm")
 
 
 def dependents_from_compose(document: dict[str, Any] | None) -> dict[str, list[str]]:

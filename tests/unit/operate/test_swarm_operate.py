@@ -1,6 +1,6 @@
-"""`up`, `down`, `status` and `supervise` on a swarm stack, against the shared FakeEngine made a one-node swarm: the
-engine facade finds a stack by its namespace label, `up` deploys compose.swarm.yaml and judges the tasks (converged,
-failing with the task's error and the service's logs, waiting with what Swarm says), `down` says what Swarm keeps."""
+"""`up`, `down` and `status` on a swarm stack (`supervise`: tests/unit/supervise/test_supervisor_swarm.py), against
+the shared FakeEngine made a one-node swarm: the engine facade finds a stack by its namespace label, `up` deploys
+compose.swarm.yaml and judges the tasks (converged, failing with the task's error and the service's logs, waiting with what Swarm says), `down` says what Swarm keeps."""
 
 from __future__ import annotations
 
@@ -289,7 +289,7 @@ def test_down_waits_for_the_task_containers_and_gives_up_naming_them(stack_dir, 
         swarm.down(stack_dir, timeout=0, poll=0)
 
 
-# --- the CLI: up, down, status, supervise --------------------------------------------------------------------
+# --- the CLI: up, down, status --------------------------------------------------------------------
 
 
 def test_cli_up_and_down_say_what_swarm_does(stack_dir, engine, monkeypatch):
@@ -348,20 +348,6 @@ def test_status_lists_services_with_their_tasks(stack_dir, engine, monkeypatch):
     assert shown.exit_code == 0, shown.output
     assert "swarm services and tasks" in shown.output and "node-1" in shown.output
     assert "published: edge: 443->8443/tcp (host)" in shown.output
-
-
-def test_supervise_refuses_a_swarm_stack_and_says_what_to_use(stack_dir):
-    from stackgen.cli.app import app
-    from stackgen.supervise.supervisor import Supervisor
-
-    result = CliRunner().invoke(app, ["supervise", str(stack_dir)])
-    assert result.exit_code == 2
-    assert "the stack's target is swarm: `stackgen supervise` watches compose projects only" in result.output
-    assert "stackgen status" in result.output and "stackgen verify --live" in result.output
-    installed = CliRunner().invoke(app, ["supervise", str(stack_dir), "--install-systemd", "--unit-dir", str(stack_dir)])
-    assert installed.exit_code == 2 and not list(stack_dir.glob("*.service"))
-    with pytest.raises(StackgenError, match="Swarm restarts and replaces tasks itself"):
-        Supervisor(stack_dir)
 
 
 def test_verify_live_judges_a_swarm_stack_against_the_stack_file(stack_dir, monkeypatch):
