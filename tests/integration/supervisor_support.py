@@ -131,32 +131,40 @@ class SupervisorProcess:
         self.stderr.close()
 
 
-class SecondEngine:
-    """A separate dockerd for the engine-restart test: own socket, data and exec roots, no networking of its own."""
+class PrivateDockerd:
+    """A dockerd of a test's own: own socket, data and exec roots, containerd namespaces, cgroup parent, and network
+    namespace (`unshare --net`: with only its own loopback, its bridges, iptables rules and published ports are seen by
+    nobody else; a dockerd on the host's namespace could even delete the shared engine's `docker0`). With `uts`, also
+    its own host name (`sgtest-KIND-TAG`: what `docker info` and Swarm call the node). One starter for every private
+    engine the tests run (the supervisor's engine-restart test, the swarm tests); `start` again after `stop` starts
+    the same daemon (same data) in a new namespace."""
 
-    def __init__(self) -> None:
-        tag = secrets.token_hex(3)
-        self.run_dir = Path(f"/run/sgtest-docker-{tag}")
-        self.data_root = Path(f"/var/lib/sgtest-docker-{tag}")
+    def __init__(self, kind: str, flags: tuple[str, ...] = (), uts: bool = False, client_timeout: float = 5) -> None:
+        self.tag = secrets.token_hex(3)
+        self.name = f"sgtest-{kind}-{self.tag}"
+        self.run_dir = Path(f"/run/{self.name}")
+        self.data_root = Path(f"/var/lib/{self.name}")
         self.socket = self.run_dir / "docker.sock"
         self.url = f"unix://{self.socket}"
         self.log_path = self.run_dir / "dockerd.log"
+        self.flags = flags
+        self.uts = uts
+        self.client_timeout = client_timeout
         self.process: subprocess.Popen | None = None
-        self.tag = tag
+        self.client = None
 
     def command(self) -> list[str]:
-        config = self.run_dir / "daemon.json"
-        # Its own network namespace: a dockerd with --bridge=none deletes any `docker0` it sees, and the
-        # host's belongs to the shared engine (found the hard way: the shared engine lost its default bridge).
-        return [
-            "unshare", "--net", "--",
+        daemon = " ".join([
             shutil.which("dockerd") or "/usr/sbin/dockerd",
             f"--host={self.url}", f"--data-root={self.data_root}", f"--exec-root={self.run_dir / 'exec'}",
-            f"--pidfile={self.run_dir / 'docker.pid'}", f"--config-file={config}",
-            "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--userland-proxy=false",
-            f"--containerd-namespace=sgtest-{self.tag}", f"--containerd-plugins-namespace=sgtest-{self.tag}-plugins",
-            f"--cgroup-parent=sgtest-docker-{self.tag}", "--log-level=warn",
-        ]
+            f"--pidfile={self.run_dir / 'docker.pid'}", f"--config-file={self.run_dir / 'daemon.json'}",
+            *self.flags,
+            f"--containerd-namespace={self.name}", f"--containerd-plugins-namespace={self.name}-plugins",
+            f"--cgroup-parent={self.name}", "--log-level=warn",
+        ])
+        setup = f"hostname {self.name} && " if self.uts else ""
+        # `unshare` execs the shell, which execs dockerd: the process we hold is the daemon, in the new namespace(s).
+        return ["unshare", "--net", *(["--uts"] if self.uts else []), "--", "sh", "-c", f"{setup}ip link set lo up && exec {daemon}"]
 
     def start(self, timeout: float = 60) -> None:
         import docker
@@ -164,21 +172,33 @@ class SecondEngine:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.data_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         (self.run_dir / "daemon.json").write_text("{}\n")
-        log = open(self.log_path, "a")  # noqa: SIM115 - handed to the daemon
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, start_new_session=True)
-        log.close()
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, start_new_session=True)
 
         def answers():
             if self.process.poll() is not None:
-                raise AssertionError(f"second dockerd exited: {self.log_path.read_text()[-2000:]}")
+                raise AssertionError(f"the private dockerd {self.name} exited: {self.log_path.read_text()[-2000:]}")
             try:
-                client = docker.DockerClient(base_url=self.url, timeout=5)
+                client = docker.DockerClient(base_url=self.url, timeout=self.client_timeout)
                 client.ping()
                 return client
             except Exception:  # noqa: BLE001 - not up yet
                 return None
 
-        self.client = wait_for(answers, timeout, "the second dockerd to answer", 0.3)
+        if self.client is not None:
+            self.client.close()
+        self.client = wait_for(answers, timeout, f"the private dockerd {self.name} to answer", 0.3)
+
+    def load_images(self, images: list[str]) -> float:
+        """Copy images from the shared engine (nothing is pulled); returns the seconds it took."""
+        started = time.monotonic()
+        save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE,
+                                env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"})
+        load = subprocess.run(["docker", "-H", self.url, "load"], stdin=save.stdout, capture_output=True, text=True, timeout=600)
+        save.stdout.close()
+        save.wait(120)
+        assert load.returncode == 0 and save.returncode == 0, load.stderr
+        return time.monotonic() - started
 
     def stop(self, timeout: float = 60) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -190,18 +210,34 @@ class SecondEngine:
             self.process.kill()
             self.process.wait(10)
 
-    def load_image(self, image: str = BASE_IMAGE) -> None:
-        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-        load = subprocess.run(["docker", "-H", self.url, "load"], stdin=save.stdout, capture_output=True, text=True, timeout=180)
-        save.stdout.close()
-        save.wait(60)
-        assert load.returncode == 0 and save.returncode == 0, load.stderr
-
     def cleanup(self) -> None:
-        self.stop()
-        for root in (self.data_root, self.run_dir):
-            mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                      if len(line.split()) > 1 and line.split()[1].startswith(str(root))]
-            for mount in sorted(mounts, key=len, reverse=True):
-                subprocess.run(["umount", "-l", mount], capture_output=True)
-            shutil.rmtree(root, ignore_errors=True)
+        """Stop the daemon; remove its cgroup parent, mounts and directories."""
+        try:
+            if self.client is not None:
+                self.client.close()
+        finally:
+            self.stop()
+            # The daemon's cgroup parent, in every hierarchy (empty once its containers are gone): children first.
+            for parent in Path("/sys/fs/cgroup").glob(f"*/{self.name}"):
+                for directory in sorted((p for p in parent.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                    with contextlib.suppress(OSError):
+                        directory.rmdir()
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+            for root in (self.data_root, self.run_dir):
+                mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                          if len(line.split()) > 1 and line.split()[1].startswith(str(root))]
+                for mount in sorted(mounts, key=len, reverse=True):
+                    subprocess.run(["umount", "-l", mount], capture_output=True)
+                shutil.rmtree(root, ignore_errors=True)
+
+
+class SecondEngine(PrivateDockerd):
+    """A separate dockerd for the engine-restart test: no networking of its own (no bridge, iptables, masquerading)."""
+
+    def __init__(self) -> None:
+        super().__init__("docker", flags=("--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+                                          "--userland-proxy=false"))
+
+    def load_image(self, image: str = BASE_IMAGE) -> None:
+        self.load_images([image])

@@ -11,64 +11,28 @@ The finalizer leaves the swarm (`docker swarm leave --force`), stops the daemon 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tests.integration.supervisor_support import wait_for
+from tests.integration.supervisor_support import PrivateDockerd
+
+# The link between two swarm engines' namespaces: a veth pair with a /30 from the benchmarking range (RFC 2544,
+# 198.18.0.0/15), which no real network uses; it exists only inside the two namespaces (never on the host's).
+LINK = "sglink0"
+LINK_ADDRESSES = ("198.18.14.1", "198.18.14.2")
 
 
-class SwarmEngine:
-    """A private dockerd (own socket, data and exec roots, network namespace), made a single-node swarm manager."""
+class SwarmEngine(PrivateDockerd):
+    """A private dockerd (own socket, data and exec roots, network and UTS namespaces), made a swarm manager or joined
+    to one as a worker (`link` a second engine's namespace to this one first)."""
 
     def __init__(self) -> None:
-        self.tag = secrets.token_hex(3)
-        self.run_dir = Path(f"/run/sgtest-swarm-{self.tag}")
-        self.data_root = Path(f"/var/lib/sgtest-swarm-{self.tag}")
-        self.url = f"unix://{self.run_dir / 'docker.sock'}"
-        self.log_path = self.run_dir / "dockerd.log"
-        self.process: subprocess.Popen | None = None
-        self.client = None
+        super().__init__("swarm", uts=True, client_timeout=120)
         self.swarm = False
-
-    def command(self) -> list[str]:
-        dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
-        daemon = " ".join([
-            dockerd, f"--host={self.url}", f"--data-root={self.data_root}", f"--exec-root={self.run_dir / 'exec'}",
-            f"--pidfile={self.run_dir / 'docker.pid'}", f"--config-file={self.run_dir / 'daemon.json'}",
-            f"--containerd-namespace=sgswarm-{self.tag}", f"--containerd-plugins-namespace=sgswarm-{self.tag}-plugins",
-            f"--cgroup-parent=sgswarm-{self.tag}", "--log-level=warn",
-        ])
-        # `unshare` execs the shell, which execs dockerd: the process we hold is the daemon, in the new namespace.
-        return ["unshare", "--net", "--", "sh", "-c", f"ip link set lo up && exec {daemon}"]
-
-    def start(self, timeout: float = 60) -> None:
-        import docker
-
-        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.data_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (self.run_dir / "daemon.json").write_text("{}\n")
-        with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, start_new_session=True)
-
-        def answers():
-            if self.process.poll() is not None:
-                raise AssertionError(f"the swarm's dockerd exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                client = docker.DockerClient(base_url=self.url, timeout=120)
-                client.ping()
-                return client
-            except Exception:  # noqa: BLE001 - not up yet
-                return None
-
-        self.client = wait_for(answers, timeout, "the swarm's dockerd to answer", 0.3)
+        self.address = "127.0.0.1"  # what it advertises: its end of a link once linked
 
     def docker(self, *args: str, cli: str = "docker", cwd: Path | None = None, timeout: float = 300,
                check: bool = True) -> subprocess.CompletedProcess:
@@ -78,28 +42,41 @@ class SwarmEngine:
             assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr or result.stdout}"
         return result
 
+    def ip(self, *args: str) -> None:
+        """`ip ARGS` inside this engine's network namespace."""
+        result = subprocess.run(["nsenter", "-t", str(self.process.pid), "-n", "ip", *args], capture_output=True, text=True,
+                                timeout=30)
+        assert result.returncode == 0, f"ip {' '.join(args)}: {result.stderr}"
+
+    def link(self, other: SwarmEngine) -> None:
+        """A veth pair between this engine's namespace and `other`'s (made inside ours, its peer moved straight into
+        theirs: it never appears on the host), LINK_ADDRESSES[0] here and [1] there; each then advertises its end."""
+        self.ip("link", "add", LINK, "type", "veth", "peer", "name", LINK, "netns", str(other.process.pid))
+        for engine, address in ((self, LINK_ADDRESSES[0]), (other, LINK_ADDRESSES[1])):
+            engine.ip("addr", "add", f"{address}/30", "dev", LINK)
+            engine.ip("link", "set", LINK, "up")
+            engine.address = address
+
     def init_swarm(self) -> None:
-        self.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+        self.docker("swarm", "init", "--advertise-addr", self.address)
+        self.swarm = True
+
+    def join(self, manager: SwarmEngine) -> None:
+        """Join `manager`'s swarm as a worker (its worker token, over the link)."""
+        token = manager.docker("swarm", "join-token", "--quiet", "worker").stdout.strip()
+        self.docker("swarm", "join", "--token", token, "--advertise-addr", self.address, "--listen-addr",
+                    f"{self.address}:2377", f"{manager.address}:2377", timeout=120)
         self.swarm = True
 
     @property
     def node(self) -> str:
-        return self.docker("node", "ls", "-q").stdout.split()[0]
+        """This engine's node id."""
+        return self.client.info()["Swarm"]["NodeID"]
 
-    def label_node(self, labels: list[str]) -> None:
+    def label_node(self, labels: list[str], node: str | None = None) -> None:
+        """Put `labels` (=true) on `node` (a manager labels any node), this engine's own by default."""
         args = [part for label in labels for part in ("--label-add", f"{label}=true")]
-        self.docker("node", "update", *args, self.node)
-
-    def load_images(self, images: list[str]) -> float:
-        """Copy images from the shared engine (nothing is pulled); returns the seconds it took."""
-        started = time.monotonic()
-        save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE,
-                                env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"})
-        load = subprocess.run(["docker", "-H", self.url, "load"], stdin=save.stdout, capture_output=True, text=True, timeout=600)
-        save.stdout.close()
-        save.wait(120)
-        assert load.returncode == 0 and save.returncode == 0, load.stderr
-        return time.monotonic() - started
+        self.docker("node", "update", *args, node or self.node)
 
     def in_namespace(self, code: str, *args: str, timeout: float = 60) -> object:
         """Run Python `code` inside the daemon's network namespace (its loopback: where host-mode ports are); JSON out."""
@@ -112,6 +89,8 @@ class SwarmEngine:
         return self.client.containers.list(filters={"label": [f"com.docker.swarm.service.name={stack}_{service}"]})
 
     def cleanup(self) -> None:
+        """Leave the swarm (`docker swarm leave --force`), remove every container (all this test's), stop the daemon,
+        remove its directories. The link goes with the namespaces."""
         try:
             if self.swarm and self.process is not None and self.process.poll() is None:
                 self.docker("swarm", "leave", "--force", check=False, timeout=120)
@@ -119,25 +98,4 @@ class SwarmEngine:
                 if left:
                     self.docker("rm", "-f", "-v", *left, check=False, timeout=120)
         finally:
-            if self.client is not None:
-                self.client.close()
-            if self.process is not None and self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(60)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(10)
-            # The daemon's cgroup parent, in every hierarchy (empty once its containers are gone): children first.
-            for parent in Path("/sys/fs/cgroup").glob(f"*/sgswarm-{self.tag}"):
-                for directory in sorted((p for p in parent.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-                    with contextlib.suppress(OSError):
-                        directory.rmdir()
-                with contextlib.suppress(OSError):
-                    parent.rmdir()
-            for root in (self.data_root, self.run_dir):
-                mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                          if len(line.split()) > 1 and line.split()[1].startswith(str(root))]
-                for mount in sorted(mounts, key=len, reverse=True):
-                    subprocess.run(["umount", "-l", mount], capture_output=True)
-                shutil.rmtree(root, ignore_errors=True)
+            super().cleanup()

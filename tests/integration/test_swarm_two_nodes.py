@@ -1,0 +1,315 @@
+"""Placement across two swarm nodes, for real: the reference stack (Caddy, certbot HTTP-01 against pebble) with two
+Node-RED instances, the edge, certbot and instance A labelled onto the manager and instance B onto a worker, deployed
+by `stackgen up` on the manager.
+
+Proved: each task runs on the node its label names (Swarm's own task list; the worker holds B's task container and
+nothing else); HTTPS for B's host name through the edge on the manager reaches B on the worker (the edge resolves B on
+their shared overlay and the request crosses the link between the nodes: B answers its own admin password, A's is
+refused); A cannot open a connection to B (nor B to A) across the nodes; `stackgen status` names both nodes; `stackgen
+down` removes the tasks, containers and networks on both nodes (the worker keeps B's volume, as Swarm does). And what
+an encrypted overlay does between two nodes on this kernel: without IPsec ESP (CONFIG_INET_ESP), nothing crosses it
+(the stack here is generated with `swarm.encrypted_overlays: false` for that reason, docs/swarm.md "Two nodes").
+
+The nodes are two private engines, each in network and UTS namespaces of its own (swarm_support.SwarmEngine), linked
+by a veth pair with a /30 from the benchmarking range (198.18.14.0/30) that exists only inside the two namespaces; the
+manager advertises on it, the worker joins over it with the worker token. Every stackgen command runs in the
+manager's namespace with DOCKER_HOST at it (as test_swarm_operate.py does). Traffic stays on the namespaces' loopbacks,
+the link and the overlays the test creates; `--resolve-image never` (no registry is asked). The worker gets only the
+image its one service runs (Node-RED).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stackgen.generate import swarm
+from tests import acme
+from tests.images.build import pinned
+from tests.integration.harness import PASSWORD, runner
+from tests.integration.supervisor_support import wait_for
+from tests.integration.swarm_support import LINK_ADDRESSES, SwarmEngine
+from tests.integration.test_instances_live import CONNECT, LAB_PASSWORD
+from tests.integration.test_swarm_operate import HTTP_PORT, HTTPS_PORT, SwarmStack, _app, _pebble_container, _unavailable
+
+pytestmark = pytest.mark.engine
+
+TIMES: dict[str, float] = {}
+MODULE_STARTED = time.monotonic()
+UNREACHABLE = ("timeout", "error EHOSTUNREACH", "error ENETUNREACH")
+
+
+def _kernel_has_esp() -> bool | None:
+    """CONFIG_INET_ESP from /proc/config.gz (None: the kernel does not say)."""
+    try:
+        config = gzip.decompress(Path("/proc/config.gz").read_bytes()).decode()
+    except OSError:
+        return None
+    return any(line in ("CONFIG_INET_ESP=y", "CONFIG_INET_ESP=m") for line in config.splitlines())
+
+
+class TwoNodes:
+    def __init__(self) -> None:
+        self.manager = SwarmEngine()
+        self.worker = SwarmEngine()
+
+    def start(self) -> None:
+        began = time.monotonic()
+        self.manager.start()
+        self.worker.start()
+        self.manager.link(self.worker)
+        self.manager.init_swarm()
+        self.worker.join(self.manager)
+        wait_for(lambda: len([n for n in self.manager.client.nodes.list() if n.attrs["Status"]["State"] == "ready"]) == 2,
+                 60, "both nodes ready", 0.3)
+        TIMES["two engines started, linked, swarm joined"] = time.monotonic() - began
+
+    def load_images(self) -> None:
+        """The manager gets what its services run (and pebble), the worker only Node-RED: both copies at once."""
+        seconds: dict[str, float] = {}
+        errors: list[BaseException] = []
+
+        def load(name: str, engine: SwarmEngine, images: list[str]) -> None:
+            try:
+                seconds[name] = engine.load_images(images)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=load, args=("manager", self.manager, [pinned("node-red"), pinned("caddy"),
+                                                                                  pinned("certbot"), acme.PEBBLE_IMAGE])),
+                   threading.Thread(target=load, args=("worker", self.worker, [pinned("node-red")]))]
+        began = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        TIMES["images copied (both at once)"] = time.monotonic() - began
+        TIMES.update({f"images copied to the {name}": s for name, s in seconds.items()})
+
+    def cleanup(self) -> None:
+        try:
+            self.worker.cleanup()
+        finally:
+            self.manager.cleanup()
+
+
+@pytest.fixture(scope="module")
+def nodes(engine, local_images):
+    for tool in ("unshare", "nsenter", "ip"):
+        if not any((Path(d) / tool).exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
+            _unavailable(f"{tool} is missing: the swarm runs on private engines in network namespaces of their own")
+    two = TwoNodes()
+    try:
+        two.start()
+        two.load_images()
+        yield two
+    finally:
+        two.cleanup()  # each leaves the swarm and stops; the link goes with the namespaces
+        print(f"\ntwo nodes: {', '.join(f'{k} {v:.1f} s' for k, v in TIMES.items())}; "
+              f"module {time.monotonic() - MODULE_STARTED:.1f} s")
+
+
+def _pebble(node: SwarmEngine, project: str, workdir: Path) -> str:
+    """Pebble as a service of the test's own on the stack's `public` overlay (made before `up` with the labels
+    `docker stack deploy` looks for), alias `pebble`, on the manager (the only node with its image)."""
+    node.docker("network", "create", "--driver", "overlay", "--label", f"com.docker.stack.namespace={project}", f"{project}_public")
+    node.docker("config", "create", f"{project}-pebble-json", str(workdir / "pebble.json"))
+    image = node.client.images.get(acme.PEBBLE_IMAGE).id
+    name = f"{project}-pebble"
+    node.docker("service", "create", "--detach", "--quiet", "--no-resolve-image", "--name", name, "--endpoint-mode", "dnsrr",
+                "--constraint", "node.role==manager", "--network", f"name={project}_public,alias=pebble", "--config",
+                f"source={project}-pebble-json,target=/etc/stackgen-test/pebble.json", "--env", "PEBBLE_VA_NOSLEEP=1",
+                "--env", "PEBBLE_WFE_NONCEREJECT=0", "--entrypoint", "pebble -config /etc/stackgen-test/pebble.json", image)
+    wait_for(lambda: node.client.containers.list(filters={"label": f"com.docker.swarm.service.name={name}"}), 60, "pebble", 0.3)
+    return name
+
+
+@pytest.fixture(scope="module")
+def deployed(nodes: TwoNodes, engine, tmp_path_factory):
+    manager, worker = nodes.manager, nodes.worker
+    workdir = tmp_path_factory.mktemp("swarm-two-nodes")
+    project = f"sgtwo-{manager.tag}"
+    domain, lab_domain = "nodered.two.stackgen.test", "lab.two.stackgen.test"
+    (workdir / "pw.txt").write_text(PASSWORD + "\n")
+    (workdir / "lab-pw.txt").write_text(LAB_PASSWORD + "\n")
+    ca_bundle = acme.prepare(engine, workdir)
+    directory = workdir / "stack"
+    for args in (
+        ["init", str(directory), "--non-interactive", "--project", project, "--domain", domain, "--email", "ops@stackgen.test",
+         "--edge", "caddy", "--admin-password-file", str(workdir / "pw.txt"), "--acme-directory", acme.DIRECTORY_URL,
+         "--ca-bundle", str(ca_bundle), "--http-port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT),
+         "--image-node-red", pinned("node-red"), "--image-edge", pinned("caddy"), "--image-certbot", pinned("certbot")],
+        ["instance", "add", str(directory), "lab", "--domain", lab_domain, "--non-interactive", "--admin-user", "lab-admin",
+         "--admin-password-file", str(workdir / "lab-pw.txt"), "--image", pinned("node-red")],
+    ):
+        result = runner.invoke(_app(), args)
+        assert result.exit_code == 0, result.output
+    # This kernel has no IPsec ESP: an encrypted overlay would carry nothing between the nodes (measured below).
+    with open(directory / "stack.yaml", "a") as spec:
+        spec.write("swarm:\n  encrypted_overlays: false\n")
+    generated = runner.invoke(_app(), ["generate", str(directory), "--target", "swarm"])
+    assert generated.exit_code == 0, generated.output
+    assert "overlay encryption is OFF" in generated.output, "generate warns"
+    document = yaml.safe_load((directory / swarm.SWARM_FILE).read_text())
+    assert not any("encrypted" in (n.get("driver_opts") or {}) for n in document["networks"].values())
+    labels = {pin["services"][0]: pin["label"] for pin in document["x-stackgen"]["placement"]}
+    assert set(labels) == {"node-red", "node-red-lab", "edge"}, labels
+    manager.label_node([labels["edge"], labels["node-red"]])
+    manager.label_node([labels["node-red-lab"]], node=worker.node)  # a manager labels any node
+    pebble = _pebble(manager, project, workdir)
+    stack = SwarmStack(manager, directory, project, domain, lab_domain, workdir / "pebble-root.pem")
+    stack.worker = worker
+    try:
+        began = time.monotonic()
+        up = stack.stackgen("up", str(directory), "--resolve-image", "never", "--timeout", "300")
+        TIMES["stackgen up"] = time.monotonic() - began
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "deployed to the swarm, every service converged" in up.stdout, up.stdout
+        stack.root.write_text(acme.issuing_root(_pebble_container(manager, pebble)))
+        wait_for(lambda: stack.request(lab_domain, "/editor/")["status"] == 200, 120, "HTTPS to B with pebble's certificate", 1)
+        TIMES["up -> HTTPS 200 for B"] = time.monotonic() - began
+        print(f"\n{up.stdout}")
+        manager.docker("service", "rm", pebble)
+        yield stack
+    finally:
+        stack.stackgen("down", str(directory), "--volumes")
+
+
+def _task_container(engine: SwarmEngine, project: str, service: str):
+    found = engine.stack_containers(project, service)
+    assert len(found) == 1, f"{service}: {len(found)} running task containers on {engine.name}"
+    found[0].reload()
+    return found[0]
+
+
+def _connect(container, host: str, port: int = 1880) -> str:
+    result = container.exec_run(["node", "-e", CONNECT, host, str(port)])
+    assert result.exit_code == 0, result.output
+    return result.output.decode().strip().splitlines()[-1]
+
+
+def test_each_task_runs_on_the_node_its_label_names(deployed: SwarmStack):
+    manager, worker = deployed.node, deployed.worker
+    expected = {"edge": manager.node, "certbot": manager.node, "node-red": manager.node, "node-red-lab": worker.node}
+    for service, node in expected.items():
+        tasks = manager.client.services.get(f"{deployed.project}_{service}").tasks(filters={"desired-state": "running"})
+        assert [t["NodeID"] for t in tasks] == [node], (service, tasks)
+        assert tasks[0]["Status"]["State"] == "running", (service, tasks[0]["Status"])
+    on_worker = {c.labels.get("com.docker.swarm.service.name") for c in worker.client.containers.list()}
+    assert on_worker == {f"{deployed.project}_node-red-lab"}, on_worker
+    assert not manager.stack_containers(deployed.project, "node-red-lab")
+
+
+def test_https_for_bs_host_name_through_the_edge_on_the_manager_reaches_b_on_the_worker(deployed: SwarmStack):
+    answer = deployed.request(deployed.lab_domain, "/editor/")
+    assert answer["status"] == 200, answer
+    assert deployed.token_status(deployed.lab_domain, "lab-admin", LAB_PASSWORD) == 200, "B, on the worker, took its own admin"
+    assert deployed.token_status(deployed.lab_domain, "admin", PASSWORD) in (401, 403), "and not A's"
+    assert deployed.token_status(deployed.domain, "admin", PASSWORD) == 200, "A, on the manager, still answers"
+    # What the edge resolved B to is B's task on the worker, on their shared overlay (the request crossed the link).
+    lab = _task_container(deployed.worker, deployed.project, "node-red-lab")
+    b_address = lab.attrs["NetworkSettings"]["Networks"][f"{deployed.project}_internal-lab"]["IPAddress"]
+    edge = _task_container(deployed.node, deployed.project, "edge")
+    resolved = edge.exec_run(["getent", "hosts", "node-red-lab"])
+    if resolved.exit_code == 0:  # where the edge's image has getent
+        assert resolved.output.decode().split()[0] == b_address, resolved.output
+    print(f"\nB on the worker at {b_address} (link {LINK_ADDRESSES[0]} <-> {LINK_ADDRESSES[1]}); HTTPS through the edge 200")
+
+
+def test_instance_a_cannot_reach_b_across_the_nodes(deployed: SwarmStack):
+    a = _task_container(deployed.node, deployed.project, "node-red")
+    b = _task_container(deployed.worker, deployed.project, "node-red-lab")
+    b_address = b.attrs["NetworkSettings"]["Networks"][f"{deployed.project}_internal-lab"]["IPAddress"]
+    a_address = a.attrs["NetworkSettings"]["Networks"][f"{deployed.project}_internal"]["IPAddress"]
+    assert _connect(a, b_address) in UNREACHABLE
+    assert _connect(a, "node-red-lab") == "unresolved", "B's name is not known on A's overlay"
+    assert _connect(b, a_address) in UNREACHABLE
+    assert _connect(b, "node-red") == "unresolved"
+
+
+def test_status_names_both_nodes(deployed: SwarmStack):
+    result = deployed.stackgen("status", str(deployed.directory), "--json")
+    assert result.returncode == 0, result.stderr
+    services = {s["service"]: s for s in json.loads(result.stdout)["swarm"]}
+    manager_name, worker_name = deployed.node.client.info()["Name"], deployed.worker.client.info()["Name"]
+    assert manager_name != worker_name
+    expected = {"edge": manager_name, "certbot": manager_name, "node-red": manager_name, "node-red-lab": worker_name}
+    for name, node in expected.items():
+        task = services[name]["tasks"][0]
+        assert services[name]["replicas"] == "1/1" and task["state"] == "running" and task["node"] == node, (name, task)
+        assert task["health"] == "healthy", (name, task)  # B's from its task state (its container is on the worker)
+    text = deployed.stackgen("status", str(deployed.directory))
+    assert worker_name in text.stdout and manager_name in text.stdout
+    print("\n" + text.stdout)
+
+
+def test_an_encrypted_overlay_between_the_nodes_carries_traffic_only_with_ipsec_esp(deployed: SwarmStack):
+    """The finding behind `swarm.encrypted_overlays`: a listener on the worker, attached to an encrypted and a plain
+    overlay, connected to from the manager over each. Without ESP in the kernel the encrypted one deploys without error
+    and carries nothing (the engine's log says why); the plain one carries it."""
+    manager, worker = deployed.node, deployed.worker
+    esp = _kernel_has_esp()
+    if esp is None:
+        pytest.skip("the kernel does not publish its config (/proc/config.gz): cannot say what to expect")
+    name = f"sgenc-{manager.tag}"
+    image = manager.client.images.get(pinned("node-red")).id
+    manager.docker("network", "create", "--driver", "overlay", "--attachable", "--opt", "encrypted=true", f"{name}-enc")
+    manager.docker("network", "create", "--driver", "overlay", "--attachable", f"{name}-plain")
+    try:
+        manager.docker("service", "create", "--detach", "--quiet", "--no-resolve-image", "--name", name, "--endpoint-mode",
+                       "dnsrr", "--constraint", f"node.id=={worker.node}", "--network", f"{name}-enc", "--network",
+                       f"{name}-plain", "--user", "1000", "--entrypoint", "node", image, "-e",
+                       "require('net').createServer(s => s.end('hi')).listen(9000)")
+        listener = wait_for(lambda: worker.client.containers.list(filters={"label": f"com.docker.swarm.service.name={name}"}),
+                            60, "the listener on the worker", 0.3)[0]
+        listener.reload()
+        seen = {}
+        for kind in ("enc", "plain"):
+            address = listener.attrs["NetworkSettings"]["Networks"][f"{name}-{kind}"]["IPAddress"]
+            result = manager.docker("run", "--rm", "--network", f"{name}-{kind}", "--user", "1000", "--entrypoint", "node",
+                                    image, "-e", CONNECT, address, "9000", timeout=60)
+            seen[kind] = result.stdout.strip().splitlines()[-1]
+        print(f"\nfrom the manager to the worker: encrypted overlay {seen['enc']}, plain overlay {seen['plain']} "
+              f"(kernel CONFIG_INET_ESP: {'yes' if esp else 'no'})")
+        assert seen["plain"] == "open", seen
+        if esp:
+            assert seen["enc"] == "open", seen
+        else:
+            assert seen["enc"] in UNREACHABLE, f"an encrypted overlay crossed the nodes without ESP in the kernel: {seen}"
+            assert "function not implemented" in manager.log_path.read_text(), "the engine logs the security association it could not add"
+    finally:
+        manager.docker("service", "rm", name, check=False)
+        wait_for(lambda: not worker.client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={name}"}),
+                 60, "the listener gone", 0.3)
+        for kind in ("enc", "plain"):
+            manager.docker("network", "rm", f"{name}-{kind}", check=False)
+
+
+def test_down_cleans_up_on_both_nodes(deployed: SwarmStack):
+    manager, worker = deployed.node, deployed.worker
+    began = time.monotonic()
+    result = deployed.stackgen("down", str(deployed.directory))
+    TIMES["stackgen down"] = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    label = {"label": f"com.docker.stack.namespace={deployed.project}"}
+    assert not manager.client.services.list(filters=label)
+    for engine in (manager, worker):
+        wait_for(lambda engine=engine: not engine.client.containers.list(all=True, filters=label), 60,
+                 f"no task container left on {engine.name}", 0.5)
+        wait_for(lambda engine=engine: not [n for n in engine.client.networks.list() if n.name.startswith(f"{deployed.project}_")],
+                 60, f"no stack network left on {engine.name}", 0.5)
+    # Swarm keeps volumes on every node: B's stays on the worker, where `down --volumes` on the manager cannot reach it.
+    assert [v.name for v in worker.client.volumes.list(filters=label)] == [f"{deployed.project}_node-red-lab-data"]
+    gone = deployed.stackgen("down", str(deployed.directory), "--volumes")
+    assert gone.returncode == 0, gone.stderr
+    assert not manager.client.volumes.list(filters=label)
+    assert worker.client.volumes.list(filters=label), "the worker keeps its own (docker volume rm there)"
