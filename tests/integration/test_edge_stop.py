@@ -17,6 +17,7 @@ import time
 import pytest
 
 from stackgen.live import probes
+from stackgen.upstream.contracts import load_contract
 from tests.integration.harness import LiveStack, start_stack, stop_stack
 
 pytestmark = pytest.mark.engine
@@ -159,13 +160,11 @@ def test_every_stop_signal_an_image_may_send_is_graceful(stack: LiveStack, signa
 
 
 def test_the_images_own_stop_signal(stack: LiveStack):
-    """The signal `docker stop` sends for this image when compose sets none. The nginx twin is meant to
-    declare STOPSIGNAL SIGQUIT like the official image; until it does, SIGQUIT is sent explicitly."""
-    declared = image_stop_signal(stack)
-    expected = {"nginx": "SIGQUIT", "caddy": None}[stack.edge]
-    sent = declared or expected or "SIGTERM"
-    if stack.edge == "nginx" and declared is not None:
-        assert declared == "SIGQUIT", f"the nginx twin declares {declared}, the official image SIGQUIT"
+    """The signal `docker stop` sends for this image when compose sets none: the twin's STOPSIGNAL, which
+    must be the official image's (nginx-unprivileged: SIGQUIT; Caddy: none, so the engine's SIGTERM)."""
+    sent = image_stop_signal(stack) or "SIGTERM"
+    upstream = load_contract(stack.edge).stop_signal_name
+    assert sent == upstream, f"the {stack.edge} twin stops with {sent}, the official image with {upstream}"
 
     def docker_kill(container) -> int:
         container.kill(signal=sent)
