@@ -65,7 +65,8 @@ def add(
     editor_path: Annotated[str | None, typer.Option(help="URL path of its editor and admin API (default /editor).")] = None,
     editor_allow: Annotated[list[str] | None, typer.Option("--editor-allow", help="Client network (CIDR) that may reach its editor; "
                                                                                   "repeat for more. 'private' (default), 'everyone'.")] = None,
-    editor_host: Annotated[str | None, typer.Option(help="A host name that is its editor's alone (covered by the certificate).")] = None,
+    editor_host: Annotated[str | None, typer.Option(help="A host name that is its editor's alone; added to the certificate "
+                                                        "unless a wildcard covers it.")] = None,
     egress: Annotated[bool, typer.Option("--egress/--no-egress", help="Let it open outbound connections (its own egress network).")] = False,
     node_red_version: Annotated[str | None, typer.Option(help="Node-RED version (image tag) of this instance.")] = None,
     memory_limit: Annotated[str | None, typer.Option(help="Memory limit such as 512m.")] = None,
@@ -133,6 +134,16 @@ def remove(
         out.print(f"[red]deleted[/] {item}", highlight=False)
     for item in outcome.kept:
         out.print(f"[green]kept[/] {item}", highlight=False)
+    service = outcome.removed.service
+    if outcome.target == "swarm":
+        out.print(f"next: [bold]stackgen up {directory}[/]: swarm service {outcome.stack.project}_{service} keeps running until "
+                  "then (up deploys with --prune, which removes it)", highlight=False)
+        return
+    if not outcome.engine_answered:
+        project = outcome.stack.project
+        err.print(f"[yellow]warning:[/] no Docker engine answered: {service}'s container, if there is one, was not stopped, and "
+                  f"`stackgen up` does not stop it: docker rm -f $(docker ps -aq --filter label=com.docker.compose.project={project} "
+                  f"--filter label=com.docker.compose.service={service})", highlight=False)
     out.print(f"next: [bold]stackgen up {directory}[/] (the edge stops routing to {name})")
 
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from stackgen.errors import StackgenError, dotted, problems
 from stackgen.spec import DEFAULT_INSTANCE, Instance, Stack
+from stackgen.spec.base import _HOSTNAME, _is_ip_like
 
 
 class SpecEditError(StackgenError):
@@ -49,6 +50,14 @@ def _covers(domain: str, name: str) -> bool:
     return domain == name
 
 
+def _plain_host(value: object) -> str | None:
+    """`value` as the spec writes a host name (lowercase, no trailing dot) when it is one (no wildcard, no address); else None."""
+    if not isinstance(value, str):
+        return None
+    name = value.strip().lower().rstrip(".")
+    return name if len(name) <= 253 and not name.startswith("*.") and _HOSTNAME.fullmatch(name) and not _is_ip_like(name) else None
+
+
 def to_instances(stack: Stack) -> Edited:
     """Version 1 -> version 2. The one Node-RED becomes instance `node-red`: the same service, network, volume,
     secret and files, so its data stays where it is. It serves the exact names of `domains`; names that only a
@@ -77,7 +86,8 @@ def to_instances(stack: Stack) -> Edited:
 def add_instance(stack: Stack, name: str, domains: list[str], settings: dict[str, Any]) -> Edited:
     """`stack` with one more instance called `name`, routed from `domains`; `settings` are its `node_red`-style
     settings (admin_password_hash at least), and its `path` when it is served under a prefix. A host name the
-    certificate does not cover yet is added to the stack's domains (certbot expands the certificate to it). With a
+    certificate does not cover yet, its editor's host (`settings["editor"]["host"]`) too, is added to the stack's
+    domains (certbot expands the certificate to it). With a
     `path` and no `domains`, the stack's first host name (the certificate's name) is the one shared."""
     edited = to_instances(stack)
     notes = list(edited.notes)
@@ -92,7 +102,10 @@ def add_instance(stack: Stack, name: str, domains: list[str], settings: dict[str
         domains = [exact[0] if exact else current.instances[0].hosts[0]]
     data = current.model_dump(mode="python", exclude_none=True)
     cleaned = [d.strip().lower().rstrip(".") for d in domains]
-    for host in cleaned:
+    # Every name the edge serves for it is the certificate's: its host names, and its editor's host (a name that is
+    # not one, such as a wildcard, stays out of domains: the instance's editor.host then refuses it, naming its flag).
+    editor_host = _plain_host((settings.get("editor") or {}).get("host"))
+    for host in cleaned + ([editor_host] if editor_host else []):
         if host and not any(_covers(d, host) for d in data["domains"]):
             data["domains"].append(host)
             if current.tls.mode == "files":

@@ -11,6 +11,11 @@ credential secret file (without which the credentials in that volume cannot be d
 says where. Its container, now no service of the stack, would keep running on its old network, so it is
 stopped and removed when an engine answers. With `drop_data`, the volume and the secret go too, and only once
 the container is gone. The last instance is never removed.
+
+On a swarm stack (`target: swarm`, or compose.swarm.yaml from `generate --target swarm`, which add and remove keep
+current) the instance is a service Swarm keeps running, and would restart if its task were removed: it stays until
+the next `stackgen up` (`docker stack deploy --prune`), and the result says so. `drop_data` is refused there: the
+service holds its volume until then, and each node has its own copy.
 """
 
 from __future__ import annotations
@@ -37,43 +42,56 @@ class Outcome:
     kept: list[str] = field(default_factory=list)  # data left in place, and how to drop it
     dropped: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)  # containers removed
+    target: str = "compose"  # where the stack runs (StackDir.target)
+    engine_answered: bool = True  # remove: False when no engine answered (its container, if any, was not stopped)
+    removed: Instance | None = None
 
 
-def _write(directory: Path, edited: Edited, force: bool) -> workflow.GenerateResult:
-    """stack.yaml and every rendered file, or nothing when a hand edit is in the way (without force)."""
+def _write(directory: Path, edited: Edited, force: bool, target: str) -> workflow.GenerateResult:
+    """stack.yaml and every rendered file (compose.swarm.yaml too on a swarm stack), or nothing when a hand edit is
+    in the way (without force)."""
     workflow.check_references(edited.stack, directory)
-    plan = files.plan(directory, render(edited.stack))
+    rendered = render(edited.stack)
+    if target == "swarm":
+        rendered, _ = workflow.with_swarm_file(edited.stack, directory, rendered)
+    plan = files.plan(directory, rendered)
     if plan.conflicts and not force:
         raise files.HandEditError(plan)
     files.write_atomic(directory / SPEC_NAME, dump_stack(edited.stack), 0o600)
-    return workflow.generate(directory, force=force, stack=edited.stack)
+    return workflow.generate(directory, force=force, stack=edited.stack, target=target)
 
 
 def add(directory: Path, name: str, domains: list[str], settings: dict[str, Any], force: bool = False) -> Outcome:
     """Add instance `name` on `domains` with `settings` (its node_red settings: admin_password_hash at least)."""
-    stack = StackDir(directory).stack
-    edited = add_instance(stack, name, domains, settings)
-    generated = _write(directory, edited, force)
-    return Outcome(edited.stack, generated, list(edited.notes))
+    stack_dir = StackDir(directory)
+    edited = add_instance(stack_dir.stack, name, domains, settings)
+    generated = _write(directory, edited, force, stack_dir.target)
+    return Outcome(edited.stack, generated, list(edited.notes), target=stack_dir.target)
 
 
 def remove(directory: Path, name: str, drop_data: bool = False, force: bool = False, engine: Any = None) -> Outcome:
     """Remove instance `name`: from stack.yaml and the rendered files, its container from the engine (when one
     answers, or `engine` is given); its data volume and secret file only with `drop_data`."""
-    stack = StackDir(directory).stack
+    stack_dir = StackDir(directory)
+    stack, target = stack_dir.stack, stack_dir.target
     edited = remove_instance(stack, name)
     gone = edited.removed
     assert gone is not None
-    if engine is None:
+    volume = f"{stack.project}_{gone.data_volume}"
+    if target == "swarm" and drop_data:
+        raise StackgenError(f"--drop-data on a swarm stack: service {stack.project}_{gone.service} keeps using volume {volume} "
+                            f"until `stackgen up {directory}` removes it, and each node has its own copy: remove the instance "
+                            f"without --drop-data, run up, then `docker volume rm {volume}` on each node")
+    if engine is None and target != "swarm":  # a swarm service is the next up's to remove (its task would be replaced)
         engine = _engine(required=drop_data)
-    generated = _write(directory, edited, force)
+    generated = _write(directory, edited, force, target)
     own_dir = directory / gone.service
     if own_dir.is_dir() and not any(own_dir.iterdir()):  # its files went with it (those edited by hand stay)
         own_dir.rmdir()
-    outcome = Outcome(edited.stack, generated, list(edited.notes))
-    volume = f"{stack.project}_{gone.data_volume}"
+    outcome = Outcome(edited.stack, generated, list(edited.notes), target=target, engine_answered=engine is not None,
+                      removed=gone)
     secret = _in(directory, gone.credential_secret_file)
-    if engine is not None:
+    if engine is not None and target != "swarm":
         outcome.stopped = _remove_container(engine, stack.project, gone)
         outcome.dropped += [f"network {name}" for name in _remove_networks(engine, stack.project, gone)]
     if drop_data:

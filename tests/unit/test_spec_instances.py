@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 
 from stackgen.errors import StackgenError, problems
+from stackgen.generate.context import Context
+from stackgen.generate.render import render
 from stackgen.instances.edit import SpecEditError, add_instance, remove_instance, to_instances
 from stackgen.spec import Stack
 from stackgen.stackdir import SPEC_HEADER, dump_stack, parse_stack
@@ -213,3 +216,89 @@ def test_removing_the_instance_that_named_the_certificate_renames_it():
     edited = remove_instance(stack, "node-red")
     assert edited.stack.domains == ["b.example.org"] and edited.stack.cert_name == "b.example.org"
     assert any("now named b.example.org" in note for note in edited.notes)
+
+
+# Every host name the edge serves, for any instance (its domains, its editor host), is a name of the certificate
+# (certbot's -d list) or under a wildcard there; a spec that would serve one the certificate does not name is refused,
+# naming the field.
+
+
+def certificate_names(stack: Stack) -> list[str]:
+    """The names certbot asks for: the -d arguments of the rendered certbot/run.sh."""
+    run_sh = next(f for f in render(stack) if f.path == "certbot/run.sh").content.decode()
+    return [name.strip("'") for name in re.findall(r"-d (\S+)", run_sh)]
+
+
+def served_hosts(stack: Stack) -> set[str]:
+    """Every host name the edge routes: each route's hosts and its editor host."""
+    return {h for r in Context(stack).routes for h in (*r.hosts, *([r.editor_host] if r.editor_host else []))}
+
+
+def covered(names: list[str], host: str) -> bool:
+    return any(n == host or (n.startswith("*.") and host.partition(".")[2] == n[2:]) for n in names)
+
+
+def test_init_single_instance_editor_host_is_a_certificate_name():
+    v1 = golden_stack("caddy", "certbot-http01").model_dump(mode="python", exclude_none=True)
+    v1["domains"].append("editor.example.org")
+    v1["node_red"]["editor"]["host"] = "editor.example.org"
+    stack = Stack.model_validate(v1)
+    assert stack.node_red.editor.host == "editor.example.org"
+    assert "editor.example.org" in certificate_names(stack)
+    assert "editor.example.org" in served_hosts(stack)
+    assert all(covered(certificate_names(stack), h) for h in served_hosts(stack))
+
+
+def test_init_single_instance_editor_host_outside_the_certificate_is_refused_naming_the_field():
+    v1 = golden_stack("caddy", "certbot-http01").model_dump(mode="python", exclude_none=True)
+    v1["node_red"]["editor"]["host"] = "editor.example.org"
+    loc, message = refused(v1)
+    assert loc == ("node_red", "editor", "host") and "certificate would not cover" in message and "add it to domains" in message
+
+
+def test_an_instance_editor_host_outside_the_certificate_is_refused_naming_the_field():
+    loc, message = refused(two(instances__1__editor={"host": "edit-b.example.org"}))
+    assert loc == ("instances", 1, "editor", "host") and "certificate would not cover" in message, (loc, message)
+
+
+def test_add_puts_the_editor_host_in_the_certificate_and_remove_takes_it_out():
+    v1 = golden_stack("caddy", "certbot-http01")  # nodered.example.org, flows.example.org
+    edited = add_instance(v1, "lab", ["lab.example.org"], {"admin_password_hash": EXAMPLE_HASH, "editor": {"host": "Lab-Editor.Example.org."}})
+    stack = edited.stack
+    assert stack.instances[1].editor.host == "lab-editor.example.org" and stack.instances[1].domains == ["lab.example.org"]
+    assert stack.domains == ["nodered.example.org", "flows.example.org", "lab.example.org", "lab-editor.example.org"]
+    assert any("now also covers lab-editor.example.org" in note for note in edited.notes)
+    assert {"lab.example.org", "lab-editor.example.org"} <= served_hosts(stack)
+    assert all(covered(certificate_names(stack), h) for h in served_hosts(stack))
+    removed = remove_instance(stack, "lab")
+    assert removed.stack.domains == ["nodered.example.org", "flows.example.org"]
+    assert any("no longer covers lab.example.org, lab-editor.example.org" in note for note in removed.notes)
+
+
+def test_add_with_only_a_path_and_an_editor_host_certifies_the_editor_host():
+    edited = add_instance(golden_stack("nginx", "certbot-http01"), "lab", [],
+                          {"admin_password_hash": EXAMPLE_HASH, "path": "/lab", "editor": {"host": "lab-editor.example.org"}})
+    assert edited.stack.domains[-1] == "lab-editor.example.org"
+    assert all(covered(certificate_names(edited.stack), h) for h in served_hosts(edited.stack))
+
+
+def test_add_leaves_an_editor_host_under_the_wildcard_to_the_wildcard():
+    wildcard = add_instance(golden_stack("caddy", "certbot-dns01"), "lab", ["lab.example.org"],
+                            {"admin_password_hash": EXAMPLE_HASH, "editor": {"host": "lab-editor.example.org"}})
+    assert wildcard.stack.domains == ["*.example.org", "example.org"]
+    assert all(covered(wildcard.stack.domains, h) for h in served_hosts(wildcard.stack))
+
+
+@pytest.mark.parametrize(
+    "editor_host, words",
+    [
+        ("*.example.org", "no wildcard"),
+        ("192.0.2.7", "no wildcard, no IP address"),
+        ("flows.example.org", "already routes to instance 'node-red'"),
+    ],
+)
+def test_add_refuses_an_editor_host_naming_its_field_and_not_domains(editor_host, words):
+    with pytest.raises(SpecEditError) as caught:
+        add_instance(golden_stack("caddy", "certbot-http01"), "lab", ["lab.example.org"],
+                     {"admin_password_hash": EXAMPLE_HASH, "editor": {"host": editor_host}})
+    assert caught.value.loc == ("instance", "editor", "host") and words in caught.value.message, caught.value

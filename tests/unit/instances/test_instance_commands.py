@@ -4,6 +4,8 @@ refusals that change nothing, the removed instance's data kept unless --drop-dat
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -196,3 +198,110 @@ def test_path_refusals_name_the_flag_and_change_nothing(stack_dir: Path, args, w
                                  "--admin-password-file", str(stack_dir.parent / "pw-lab")])
     assert result.exit_code == 2 and words in result.output, result.output
     assert digests(stack_dir, ".") == before
+
+
+def certificate_names(directory: Path) -> list[str]:
+    """The names the certificate is for: the local CA's DOMAINS (tls.mode internal), else certbot's -d arguments."""
+    local_ca = directory / "certbot" / "local_ca.py"
+    if local_ca.is_file():
+        return json.loads(re.search(r"^DOMAINS = (.*)$", local_ca.read_text(), re.M).group(1))
+    return [name.strip("'") for name in re.findall(r"-d (\S+)", (directory / "certbot" / "run.sh").read_text())]
+
+
+def test_init_editor_host_is_a_certificate_name_or_refused_naming_the_flag(tmp_path: Path):
+    (tmp_path / "pw").write_text("correct horse battery\n")
+    base = ["init", "--non-interactive", "--domain", "nodered.example.org", "--email", "ops@example.org",
+            "--admin-password-file", str(tmp_path / "pw")]
+    refused = runner.invoke(app, [*base[:1], str(tmp_path / "a"), *base[1:], "--editor-host", "editor.example.org"])
+    assert refused.exit_code == 2, refused.output
+    assert "--editor-host: editor.example.org is not one of domains" in refused.output and "add it to domains" in refused.output
+    assert not (tmp_path / "a").exists()
+    made = runner.invoke(app, [*base[:1], str(tmp_path / "b"), *base[1:], "--domain", "editor.example.org",
+                               "--editor-host", "editor.example.org"])
+    assert made.exit_code == 0, made.output
+    assert certificate_names(tmp_path / "b") == ["nodered.example.org", "editor.example.org"]
+    assert "editor.example.org" in (tmp_path / "b" / "edge" / "Caddyfile").read_text()
+
+
+def test_add_editor_host_joins_the_certificate_and_remove_takes_it_out(stack_dir: Path, engine: FakeEngine):
+    result = add_lab(stack_dir, "--editor-host", "Lab-Editor.example.org")
+    assert result.exit_code == 0, result.output
+    assert "now also covers lab.example.org" in result.output and "now also covers lab-editor.example.org" in result.output
+    assert certificate_names(stack_dir) == ["nodered.example.org", "lab.example.org", "lab-editor.example.org"]
+    stack = load_stack(stack_dir)
+    assert stack.instances[1].editor.host == "lab-editor.example.org" and stack.instances[1].domains == ["lab.example.org"]
+    assert "lab-editor.example.org" in (stack_dir / "edge" / "nginx.conf").read_text()
+    removed = runner.invoke(app, ["instance", "remove", str(stack_dir), "lab"])
+    assert removed.exit_code == 0, removed.output
+    assert certificate_names(stack_dir) == ["nodered.example.org"]
+    assert "lab-editor.example.org" not in (stack_dir / "edge" / "nginx.conf").read_text()
+
+
+def test_add_refuses_a_bad_editor_host_naming_its_flag_and_changes_nothing(stack_dir: Path):
+    before = digests(stack_dir, ".")
+    for host, words in (("*.example.org", "--editor-host: '*.example.org' is not a host name"),
+                        ("nodered.example.org", "--editor-host: nodered.example.org already routes to instance 'node-red'")):
+        result = add_lab(stack_dir, "--editor-host", host)
+        assert result.exit_code == 2 and words in result.output, result.output
+    assert digests(stack_dir, ".") == before
+
+
+def swarm_stack(directory: Path) -> None:
+    """`directory` made a swarm stack as `generate --target swarm` does (compose.swarm.yaml beside compose.yaml)."""
+    result = runner.invoke(app, ["generate", str(directory), "--target", "swarm"])
+    assert result.exit_code == 0, result.output
+    assert (directory / "compose.swarm.yaml").is_file()
+
+
+def test_remove_on_a_swarm_stack_says_up_removes_the_service(stack_dir: Path, engine: FakeEngine):
+    assert add_lab(stack_dir).exit_code == 0
+    swarm_stack(stack_dir)
+    assert "node-red-lab:" in (stack_dir / "compose.swarm.yaml").read_text()
+    result = runner.invoke(app, ["instance", "remove", str(stack_dir), "lab"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "stackgen up" in line]
+    assert lines == [f"next: stackgen up {stack_dir}: swarm service home_node-red-lab keeps running until then "
+                     "(up deploys with --prune, which removes it)"], result.output
+    assert engine.removed == [], "Swarm would replace a removed task: the service is up's to remove"
+    assert "stopped and removed" not in result.output
+    # The stack file stays, without the instance: `up` deploys it to the swarm (not compose.yaml) and prunes the service.
+    assert (stack_dir / "compose.swarm.yaml").is_file() and "node-red-lab" not in (stack_dir / "compose.swarm.yaml").read_text()
+
+
+def test_add_on_a_swarm_stack_keeps_the_stack_file_current(stack_dir: Path):
+    swarm_stack(stack_dir)
+    result = add_lab(stack_dir)
+    assert result.exit_code == 0, result.output
+    assert "removed" not in result.output, result.output
+    assert "node-red-lab:" in (stack_dir / "compose.swarm.yaml").read_text()
+
+
+def test_drop_data_on_a_swarm_stack_is_refused_before_anything_changes(stack_dir: Path, engine: FakeEngine):
+    assert add_lab(stack_dir).exit_code == 0
+    swarm_stack(stack_dir)
+    before = digests(stack_dir, ".")
+    result = runner.invoke(app, ["instance", "remove", str(stack_dir), "lab", "--drop-data"])
+    assert result.exit_code == 2 and "--drop-data on a swarm stack" in result.output and "stackgen up" in result.output, result.output
+    assert digests(stack_dir, ".") == before and "home_node-red-lab-data" in engine.volumes_by_name
+
+
+def test_remove_on_compose_says_what_it_stopped_and_what_up_does(stack_dir: Path, engine: FakeEngine):
+    assert add_lab(stack_dir).exit_code == 0
+    result = runner.invoke(app, ["instance", "remove", str(stack_dir), "lab"])
+    assert result.exit_code == 0, result.output
+    assert "stopped and removed container home-node-red-lab-1" in result.output
+    assert result.output.splitlines()[-1] == f"next: stackgen up {stack_dir} (the edge stops routing to lab)"
+    assert "no Docker engine answered" not in result.output
+
+
+def test_remove_on_compose_without_an_engine_says_the_container_was_not_stopped(stack_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    assert add_lab(stack_dir).exit_code == 0
+
+    def down(timeout=60):
+        raise engines.EngineUnavailable("no engine")
+    monkeypatch.setattr(engines, "client", down)
+    result = runner.invoke(app, ["instance", "remove", str(stack_dir), "lab"])
+    assert result.exit_code == 0, result.output
+    assert ("no Docker engine answered: node-red-lab's container, if there is one, was not stopped, and `stackgen up` does "
+            "not stop it: docker rm -f $(docker ps -aq --filter label=com.docker.compose.project=home "
+            "--filter label=com.docker.compose.service=node-red-lab)") in result.output
