@@ -1,6 +1,7 @@
 """`up`, `down` and `status` on a swarm stack (`supervise`: tests/unit/supervise/test_supervisor_swarm.py), against
 the shared FakeEngine made a one-node swarm: the engine facade finds a stack by its namespace label, `up` deploys
-compose.swarm.yaml and judges the tasks (converged, failing with the task's error and the service's logs, waiting with what Swarm says), `down` says what Swarm keeps."""
+compose.swarm.yaml and judges the tasks (converged, failing with the task's error and the service's logs, waiting
+with what Swarm says), `down` says what Swarm keeps."""
 
 from __future__ import annotations
 
