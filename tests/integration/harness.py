@@ -1,4 +1,5 @@
-"""A real stack under test: `stackgen init` + `stackgen up` against pebble, on loopback ports.
+"""A real stack under test: `stackgen init` (+ any `stackgen instance add`) + `stackgen up` against pebble, on
+loopback ports.
 
 The compose file under test is exactly what users get except for image names
 (the local images) and the ACME directory (pebble, a private CA: a real
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +49,8 @@ class LiveStack:
     pebble: object
     issuing_root: Path = field(default=None)  # type: ignore[assignment]
     admin_root: str = ""  # node_red.editor.path, when a test moves the editor
+    added: list[str] = field(default_factory=list)  # the output of each `stackgen instance add` start_stack ran
+    bring_up: float = 0.0  # seconds from compose create to every service healthy (start_stack)
 
     def container(self, service: str):
         for container in engines.project_containers(self.engine, self.project):
@@ -94,37 +99,57 @@ class LiveStack:
         return result
 
 
-def start_stack(engine, workdir: Path, edge: str) -> LiveStack:
-    project = f"sgtest-{edge}-{secrets.token_hex(3)}"
-    domain = f"nodered-{edge}.stackgen.test"
-    http_port, https_port = free_port(), free_port()
+def password_file(workdir: Path, name: str, password: str) -> Path:
+    """`password` in a file of `workdir` (made if missing), for --admin-password-file."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "pw.txt").write_text(PASSWORD + "\n")
+    path = workdir / name
+    path.write_text(password + "\n")
+    return path
+
+
+def start_stack(engine, workdir: Path, edge: str, *, project_prefix: str = "sgtest", domain: str | None = None,
+                editor_path: str | None = "/", instances: Sequence[Sequence[str]] = (),
+                stack_class: type[LiveStack] = LiveStack) -> LiveStack:
+    """`stackgen init` (instance node-red on `domain`, password PASSWORD), then `stackgen instance add DIR *args` for each
+    argument list of `instances` (each must succeed; its output is kept in `added`), then pebble and `stackgen up`.
+    `editor_path` None leaves init's default (/editor). `bring_up` is compose create to every service healthy."""
+    project = f"{project_prefix}-{edge}-{secrets.token_hex(3)}"
+    domain = domain or f"nodered-{edge}.stackgen.test"
+    http_port, https_port = free_port(), free_port()
+    pw = password_file(workdir, "pw.txt", PASSWORD)
     ca_bundle = acme.prepare(engine, workdir)
     directory = workdir / "stack"
     result = runner.invoke(
         app,
         [
             "init", str(directory), "--non-interactive", "--project", project, "--domain", domain,
-            "--email", "ops@stackgen.test", "--edge", edge, "--admin-password-file", str(workdir / "pw.txt"),
+            "--email", "ops@stackgen.test", "--edge", edge, "--admin-password-file", str(pw),
             "--acme-directory", acme.DIRECTORY_URL, "--ca-bundle", str(ca_bundle),
             "--bind-address", "127.0.0.1", "--http-port", str(http_port), "--https-port", str(https_port),
             "--image-node-red", pinned("node-red"), "--image-edge", pinned(edge), "--image-certbot", pinned("certbot"),
             # The editor where these tests address it (the default moved to /editor); the host's probes arrive from
             # the published port's bridge gateway, a private address inside node_red.editor.allow's default.
-            "--editor-path", "/",
+            *(["--editor-path", editor_path] if editor_path is not None else []),
         ],
     )
     assert result.exit_code == 0, result.output
+    added = []
+    for args in instances:
+        step = runner.invoke(app, ["instance", "add", str(directory), *args])
+        assert step.exit_code == 0, step.output
+        added.append(step.output)
+    began = time.monotonic()
     engines.compose(directory, "create")  # networks exist now; pebble joins `public` before anything starts
     pebble = acme.start(engine, f"{project}-pebble", f"{project}_public", workdir, labels={"org.stackgen.test": project})
-    stack = LiveStack(engine, directory, project, edge, domain, http_port, https_port, pebble, workdir / "pebble-root.pem")
+    stack = stack_class(engine, directory, project, edge, domain, http_port, https_port, pebble, workdir / "pebble-root.pem")
+    stack.added = added
     try:
         stack.refresh_issuing_root()
         stack.up()
     except BaseException:
         stop_stack(stack)
         raise
+    stack.bring_up = time.monotonic() - began
     return stack
 
 

@@ -11,8 +11,6 @@ to every service healthy, pebble's certificate included) is printed and kept in 
 from __future__ import annotations
 
 import json
-import secrets
-import time
 
 import pytest
 
@@ -20,9 +18,8 @@ from stackgen import engine as engines
 from stackgen.cli.app import app
 from stackgen.live import certificates, probes
 from stackgen.stackdir import load_stack
-from tests import acme
 from tests.images.build import pinned
-from tests.integration.harness import PASSWORD, LiveStack, free_port, runner, stop_stack
+from tests.integration.harness import PASSWORD, LiveStack, password_file, runner, start_stack, stop_stack
 
 pytestmark = pytest.mark.engine
 
@@ -63,40 +60,12 @@ class TwoInstances(LiveStack):
 
 
 def start(engine, workdir, edge: str) -> TwoInstances:
-    project = f"sgtest-inst-{edge}-{secrets.token_hex(3)}"
-    domain, lab_domain = f"nodered-{edge}.stackgen.test", f"lab-{edge}.stackgen.test"
-    http_port, https_port = free_port(), free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "pw.txt").write_text(PASSWORD + "\n")
-    (workdir / "lab-pw.txt").write_text(LAB_PASSWORD + "\n")
-    ca_bundle = acme.prepare(engine, workdir)
-    directory = workdir / "stack"
-    result = runner.invoke(app, [
-        "init", str(directory), "--non-interactive", "--project", project, "--domain", domain,
-        "--email", "ops@stackgen.test", "--edge", edge, "--admin-password-file", str(workdir / "pw.txt"),
-        "--acme-directory", acme.DIRECTORY_URL, "--ca-bundle", str(ca_bundle),
-        "--bind-address", "127.0.0.1", "--http-port", str(http_port), "--https-port", str(https_port),
-        "--image-node-red", pinned("node-red"), "--image-edge", pinned(edge), "--image-certbot", pinned("certbot"),
-        "--editor-path", "/",  # the host's probes arrive from the bridge gateway: a private address, inside allow
-    ])
-    assert result.exit_code == 0, result.output
-    added = runner.invoke(app, [
-        "instance", "add", str(directory), "lab", "--domain", lab_domain, "--non-interactive",
-        "--admin-password-file", str(workdir / "lab-pw.txt"), "--editor-path", "/", "--image", pinned("node-red"),
-    ])
-    assert added.exit_code == 0, added.output
-    began = time.monotonic()
-    engines.compose(directory, "create")  # networks exist now; pebble joins `public` before anything starts
-    pebble = acme.start(engine, f"{project}-pebble", f"{project}_public", workdir, labels={"org.stackgen.test": project})
-    stack = TwoInstances(engine, directory, project, edge, domain, http_port, https_port, pebble, workdir / "pebble-root.pem")
+    lab_domain = f"lab-{edge}.stackgen.test"
+    lab = ["lab", "--domain", lab_domain, "--non-interactive", "--admin-password-file",
+           str(password_file(workdir, "lab-pw.txt", LAB_PASSWORD)), "--editor-path", "/", "--image", pinned("node-red")]
+    stack = start_stack(engine, workdir, edge, project_prefix="sgtest-inst", instances=[lab], stack_class=TwoInstances)
     stack.lab_domain = lab_domain
-    try:
-        stack.refresh_issuing_root()
-        stack.up()
-    except BaseException:
-        stop_stack(stack)
-        raise
-    BRING_UP[edge] = time.monotonic() - began
+    BRING_UP[edge] = stack.bring_up
     print(f"\n[instances] {edge}: two instances up (compose create -> every service healthy) in {BRING_UP[edge]:.1f}s")
     return stack
 

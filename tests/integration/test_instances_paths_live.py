@@ -20,14 +20,13 @@ import time
 
 import pytest
 
-from stackgen import engine as engines
 from stackgen.cli.app import app
 from stackgen.generate.headers import ENDPOINT_CSP
 from stackgen.live import access, probes
 from stackgen.spec import PRIVATE_NETWORKS
-from tests import acme, chromium
+from tests import chromium
 from tests.images.build import pinned
-from tests.integration.harness import PASSWORD, LiveStack, free_port, runner, stop_stack
+from tests.integration.harness import PASSWORD, LiveStack, password_file, runner, start_stack, stop_stack
 
 pytestmark = pytest.mark.engine
 
@@ -54,37 +53,18 @@ class SharedHost(LiveStack):
 
 
 def start(engine, workdir, edge: str) -> SharedHost:
-    project = f"sgtest-path-{edge}-{secrets.token_hex(3)}"
     domain = f"site-{edge}.stackgen.test"
-    http_port, https_port = free_port(), free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "pw.txt").write_text(PASSWORD + "\n")
-    (workdir / "lab-pw.txt").write_text(LAB_PASSWORD + "\n")
-    ca_bundle = acme.prepare(engine, workdir)
-    directory = workdir / "stack"
-    result = runner.invoke(app, [  # the editor at its default, /editor; the host's probes arrive from a private address
-        "init", str(directory), "--non-interactive", "--project", project, "--domain", domain,
-        "--email", "ops@stackgen.test", "--edge", edge, "--admin-password-file", str(workdir / "pw.txt"),
-        "--acme-directory", acme.DIRECTORY_URL, "--ca-bundle", str(ca_bundle),
-        "--bind-address", "127.0.0.1", "--http-port", str(http_port), "--https-port", str(https_port),
-        "--image-node-red", pinned("node-red"), "--image-edge", pinned(edge), "--image-certbot", pinned("certbot"),
-    ])
-    assert result.exit_code == 0, result.output
-    added = runner.invoke(app, ["instance", "add", str(directory), "lab", "--path", "/lab", "--non-interactive",
-                                "--admin-password-file", str(workdir / "lab-pw.txt"), "--image", pinned("node-red")])
-    assert added.exit_code == 0, added.output
-    assert f"served under /lab/ of {domain}; its editor at /lab/editor" in added.output
-    began = time.monotonic()
-    engines.compose(directory, "create")  # networks exist now; pebble joins `public` before anything starts
-    pebble = acme.start(engine, f"{project}-pebble", f"{project}_public", workdir, labels={"org.stackgen.test": project})
-    stack = SharedHost(engine, directory, project, edge, domain, http_port, https_port, pebble, workdir / "pebble-root.pem")
+    lab = ["lab", "--path", "/lab", "--non-interactive", "--admin-password-file", str(password_file(workdir, "lab-pw.txt", LAB_PASSWORD)),
+           "--image", pinned("node-red")]
+    # The editor at its default, /editor; the host's probes arrive from a private address.
+    stack = start_stack(engine, workdir, edge, project_prefix="sgtest-path", domain=domain, editor_path=None, instances=[lab],
+                        stack_class=SharedHost)
     try:
-        stack.refresh_issuing_root()
-        stack.up()
+        assert f"served under /lab/ of {domain}; its editor at /lab/editor" in stack.added[0]
     except BaseException:
         stop_stack(stack)
         raise
-    BRING_UP[edge] = time.monotonic() - began
+    BRING_UP[edge] = stack.bring_up
     print(f"\n[paths] {edge}: node-red at / and lab at /lab of one host name, up in {BRING_UP[edge]:.1f}s")
     return stack
 
