@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from typing import Any
 
@@ -276,9 +277,18 @@ def version_notes(stack: Stack) -> list[str]:
     contract = load_contract("node-red")
     newest, chosen = contract.tags[0], contract.tag_for(stack.platform)
     if not stack.node_red.version and not stack.images.node_red and chosen is not newest:
+        runtime, line = "", ".".join(chosen.version.split(".")[:2])
+        if (rt := chosen.runtime) is not None:
+            runtime = f" It runs on {rt.name} {rt.major}"
+            if rt.end_of_life is not None:
+                ended = rt.end_of_life <= date.today()
+                runtime += (f", past end of life upstream since {rt.end_of_life.isoformat()} (no security fixes)" if ended
+                            else f", supported upstream until {rt.end_of_life.isoformat()}")
+            runtime += "."
         notes.append(
-            f"Node-RED {newest.version} publishes no {stack.platform} image (upstream dropped it): this stack pins "
-            f"{chosen.version}, the newest release that still does. A 64-bit OS (linux/arm64) gets {newest.version}."
+            f"Node-RED {newest.major} publishes no {stack.platform} image: this stack pins Node-RED {chosen.version} "
+            f"({contract.image}:{chosen.tag}), the newest {line}.x.{runtime} "
+            f"On a Raspberry Pi 3, 4 or 5, a 64-bit OS (linux/arm64) gets Node-RED {newest.version}."
         )
     return notes
 

@@ -13,6 +13,7 @@ contract is an error, not a silently missing fact.
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -67,12 +68,23 @@ class BinaryFact(_Strict):
         return capability_names(self.file_capabilities)
 
 
+class Runtime(_Strict):
+    """The language runtime a tag's image runs the program on (e.g. Node.js 20), and when upstream ends its support."""
+
+    name: str
+    major: int
+    end_of_life: date | None = None
+    source: str
+    note: str | None = None
+
+
 class Tag(_Strict):
     tag: str
     version: str
     platforms: list[str]
     source: str
     note: str | None = None
+    runtime: Runtime | None = None
 
     @property
     def major(self) -> int:
@@ -129,6 +141,9 @@ class Contract(_Strict):
                 src = getattr(item, "source", None)
                 if isinstance(src, str) and src not in self.sources:
                     missing.append(f"{key}: {src}")
+                runtime = getattr(item, "runtime", None)
+                if runtime is not None and runtime.source not in self.sources:
+                    missing.append(f"{key}.runtime: {runtime.source}")
         if missing:
             raise ValueError("facts name undeclared sources: " + ", ".join(missing))
         tools = self.tools.value or []
