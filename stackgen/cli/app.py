@@ -335,6 +335,11 @@ def up(
     if result.firewall == "not-applicable":  # a swarm stack
         out.print(f"[green]up[/] {result.project}: deployed to the swarm, every service converged (tasks running and healthy) "
                   f"in {result.seconds:.1f}s", highlight=False)
+        reach = getattr(result, "reach", None)  # swarm.SwarmUpResult: whether the edge reaches every instance
+        if reach is not None and reach.skipped:
+            err.print(f"[yellow]warning:[/] {reach.skipped}", highlight=False)
+        elif reach is not None and reach.reaches:
+            out.print(reach.summary(), highlight=False)
         for note in result.notes:
             err.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
     else:

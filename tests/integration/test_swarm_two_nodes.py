@@ -7,8 +7,12 @@ nothing else); HTTPS for B's host name through the edge on the manager reaches B
 their shared overlay and the request crosses the link between the nodes: B answers its own admin password, A's is
 refused); A cannot open a connection to B (nor B to A) across the nodes; `stackgen status` names both nodes; `stackgen
 down` removes the tasks, containers and networks on both nodes (the worker keeps B's volume, as Swarm does). And what
-an encrypted overlay does between two nodes on this kernel: without IPsec ESP (CONFIG_INET_ESP), nothing crosses it
-(the stack here is generated with `swarm.encrypted_overlays: false` for that reason, docs/swarm.md "Two nodes").
+an encrypted overlay does between two nodes on this kernel: without IPsec ESP (CONFIG_INET_ESP), nothing crosses it,
+and `stackgen up` says so: the stack is first deployed with encrypted overlays (the default), every task converges
+healthy, and `up` fails because the edge gets no answer from B on the worker, naming both nodes, the missing ESP and
+the fix; regenerated with `swarm.encrypted_overlays: false`, `up` refuses the overlays still deployed encrypted (`docker
+stack deploy` keeps an existing network); after `down` (volumes and the certificate kept) `up` passes, its check that
+the edge reaches A and B included, and the tests below run on that plain-overlay stack (docs/swarm.md "Two nodes").
 
 The nodes are two private engines, each in network and UTS namespaces of its own (swarm_support.SwarmEngine), linked
 by a veth pair with a /30 from the benchmarking range (198.18.14.0/30) that exists only inside the two namespaces; the
@@ -153,14 +157,12 @@ def deployed(nodes: TwoNodes, engine, tmp_path_factory):
     ):
         result = runner.invoke(_app(), args)
         assert result.exit_code == 0, result.output
-    # This kernel has no IPsec ESP: an encrypted overlay would carry nothing between the nodes (measured below).
-    with open(directory / "stack.yaml", "a") as spec:
-        spec.write("swarm:\n  encrypted_overlays: false\n")
+    # First with encrypted overlays (the default): on a kernel without IPsec ESP every task converges healthy and the edge
+    # reaches nothing on the worker; `up` must say so. Then `swarm.encrypted_overlays: false`, which the tests below use.
     generated = runner.invoke(_app(), ["generate", str(directory), "--target", "swarm"])
     assert generated.exit_code == 0, generated.output
-    assert "overlay encryption is OFF" in generated.output, "generate warns"
     document = yaml.safe_load((directory / swarm.SWARM_FILE).read_text())
-    assert not any("encrypted" in (n.get("driver_opts") or {}) for n in document["networks"].values())
+    assert all((n.get("driver_opts") or {}).get("encrypted") == "true" for n in document["networks"].values())
     labels = {pin["services"][0]: pin["label"] for pin in document["x-stackgen"]["placement"]}
     assert set(labels) == {"node-red", "node-red-lab", "edge"}, labels
     manager.label_node([labels["edge"], labels["node-red"]])
@@ -168,20 +170,90 @@ def deployed(nodes: TwoNodes, engine, tmp_path_factory):
     pebble = _pebble(manager, project, workdir)
     stack = SwarmStack(manager, directory, project, domain, lab_domain, workdir / "pebble-root.pem")
     stack.worker = worker
+    stack.encrypted_up = None
     try:
         began = time.monotonic()
+        stack.encrypted_up = stack.stackgen("up", str(directory), "--resolve-image", "never", "--timeout", "300")
+        TIMES["stackgen up, encrypted overlays"] = time.monotonic() - began
+        assert stack.encrypted_up.returncode in (0, 1), stack.encrypted_up.stdout + stack.encrypted_up.stderr
+        # Every task converged (certbot healthy: the certificate is issued) before the edge was asked to reach B.
+        stack.root.write_text(acme.issuing_root(_pebble_container(manager, pebble)))
+
+        with open(directory / "stack.yaml", "a") as spec:
+            spec.write("swarm:\n  encrypted_overlays: false\n")
+        generated = runner.invoke(_app(), ["generate", str(directory), "--target", "swarm"])
+        assert generated.exit_code == 0, generated.output
+        assert "overlay encryption is OFF" in generated.output, "generate warns"
+        document = yaml.safe_load((directory / swarm.SWARM_FILE).read_text())
+        assert not any("encrypted" in (n.get("driver_opts") or {}) for n in document["networks"].values())
+        began = time.monotonic()
+        stack.kept_up = stack.stackgen("up", str(directory), "--resolve-image", "never", "--timeout", "300")
+        TIMES["stackgen up refusing the kept encrypted overlays"] = time.monotonic() - began
+
+        # Pebble sits on the stack's public overlay: gone first, or `docker stack rm` cannot remove that network.
+        manager.docker("service", "rm", pebble)
+        wait_for(lambda: not manager.client.containers.list(all=True, filters={"label": f"com.docker.swarm.service.name={pebble}"}),
+                 60, "pebble gone", 0.3)
+        began = time.monotonic()
+        down = stack.stackgen("down", str(directory))
+        assert down.returncode == 0, down.stdout + down.stderr
+        TIMES["stackgen down (volumes kept)"] = time.monotonic() - began
+        began = time.monotonic()
         up = stack.stackgen("up", str(directory), "--resolve-image", "never", "--timeout", "300")
-        TIMES["stackgen up"] = time.monotonic() - began
+        TIMES["stackgen up, plain overlays (certificate kept)"] = time.monotonic() - began
         assert up.returncode == 0, up.stdout + up.stderr
         assert "deployed to the swarm, every service converged" in up.stdout, up.stdout
-        stack.root.write_text(acme.issuing_root(_pebble_container(manager, pebble)))
         wait_for(lambda: stack.request(lab_domain, "/editor/")["status"] == 200, 120, "HTTPS to B with pebble's certificate", 1)
         TIMES["up -> HTTPS 200 for B"] = time.monotonic() - began
+        stack.up = up
         print(f"\n{up.stdout}")
-        manager.docker("service", "rm", pebble)
         yield stack
     finally:
         stack.stackgen("down", str(directory), "--volumes")
+
+
+def _said(result) -> str:
+    """What a stackgen command printed, its lines joined (rich wraps long ones)."""
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def test_up_fails_when_the_edge_cannot_reach_b_over_an_encrypted_overlay_between_the_nodes(deployed: SwarmStack):
+    """The first `up`, with encrypted overlays: every task runs healthy, but without IPsec ESP in this kernel nothing
+    crosses between the nodes, and `up` says which instance, on which node, the likely cause and the fix."""
+    esp = _kernel_has_esp()
+    if esp is None:
+        pytest.skip("the kernel does not publish its config (/proc/config.gz): cannot say what to expect")
+    result, said = deployed.encrypted_up, _said(deployed.encrypted_up)
+    manager_name, worker_name = deployed.node.client.info()["Name"], deployed.worker.client.info()["Name"]
+    print(f"\nup with encrypted overlays (kernel CONFIG_INET_ESP: {'yes' if esp else 'no'}): exit {result.returncode}\n"
+          f"{result.stdout}{result.stderr}")
+    if esp:
+        assert result.returncode == 0 and "the edge reaches every instance over its overlay" in said, said
+        return
+    assert result.returncode == 1, said
+    assert "every service converged" not in result.stdout, "no success line"
+    assert f"the edge (edge, on node {manager_name}) gets no answer from instance node-red-lab within 10s" in said, said
+    assert f"node-red-lab runs on node {worker_name}: http://node-red-lab:1880/editor: wget: download timed out" in said, said
+    assert "Likely cause: internal-lab is encrypted (IPsec ESP between the nodes) and a node's kernel has no IPsec ESP" in said
+    assert "grep CONFIG_INET_ESP /boot/config-$(uname -r)" in said and "Failed Adding ... SA: function not implemented" in said
+    assert "set `swarm: {encrypted_overlays: false}` in stack.yaml" in said and "plain VXLAN, readable and injectable" in said
+    assert "node-red runs on" not in said, "A, on the edge's node, answered"
+
+
+def test_up_refuses_an_overlay_still_encrypted_once_the_file_says_plain(deployed: SwarmStack):
+    """`docker stack deploy` keeps a network that exists as it is: regenerated with `encrypted_overlays: false`, the
+    deployed overlays stay encrypted, so `up` refuses before deploying and says to take the stack down first."""
+    said = _said(deployed.kept_up)
+    assert deployed.kept_up.returncode != 0, said
+    assert "deployed encrypted, and compose.swarm.yaml now renders it without encryption" in said, said
+    assert "_internal-lab" in said and f"stackgen down {deployed.directory}" in said
+
+
+def test_up_checks_that_the_edge_reaches_b_on_the_worker_over_the_plain_overlay(deployed: SwarmStack):
+    worker_name = deployed.worker.client.info()["Name"]
+    said = _said(deployed.up)
+    assert f"the edge reaches every instance over its overlay: node-red (this node), node-red-lab (node {worker_name}) answered in" in said
+    assert "warning: not checked" not in said
 
 
 def _task_container(engine: SwarmEngine, project: str, service: str):
