@@ -80,12 +80,15 @@ def images_check(
             print_error(f"{check.service}: {check.note}")
         raise typer.Exit(1)
     if pin:
+        notes: list[str] = []
         try:
-            written = checking.pin(directory, checks)
+            written = checking.pin(directory, checks, notes)
         except StackgenError as exc:
             raise _fail(str(exc), 1) from None
         for key, value in written.items():
             out.print(f"[green]pinned[/] {key}: {value}", highlight=False)
+        for note in notes:
+            out.print(f"note: {escape(note)}", highlight=False)
         out.print(f"next: [bold]stackgen generate {directory}[/]")
 
 
@@ -122,11 +125,15 @@ def build(
     repository: Annotated[str | None, typer.Option(help="Repository in the registry (default: stackgen/<project>-node-red).")] = None,
     tag: Annotated[str | None, typer.Option(help="Tag (default: <node-red version>-<hash of the build inputs>).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Build every step again.")] = False,
-    write: Annotated[bool, typer.Option("--write/--no-write", help="Set images.node_red in stack.yaml to the built image "
-                                                 "(then run `stackgen generate`).")] = True,
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Set images.node_red (instances[].image) in stack.yaml to the "
+                                                 "built image (then run `stackgen generate`).")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every build log line, not only the steps.")] = False,
+    instance: Annotated[list[str] | None, typer.Option("--instance", help="Version 2 stacks: build only this instance's image "
+                                                       "(repeat for several). Default: every instance that declares extra_nodes "
+                                                       "or base_image; the others are skipped with a note.")] = None,
 ) -> None:
-    """Build the custom Node-RED image (base + node_red.extra_nodes, locked) for every target platform."""
+    """Build the custom Node-RED image (base + node_red.extra_nodes, locked) for every target platform; with several
+    instances, one image per instance that needs one (instances[].image)."""
     from stackgen.errors import StackgenError
     from stackgen.images import build as builds
 
@@ -138,8 +145,8 @@ def build(
         err.print(f"[{style}]{escape('[' + event.platform + ']')}[/] {escape(text)}", highlight=False)
 
     try:
-        result = builds.build(directory, platform or [], registry=registry, base=base, repository=repository, tag=tag,
-                              no_cache=no_cache, write=write, report=report)
+        done = builds.build_stack(directory, platform or [], registry=registry, base=base, repository=repository, tag=tag,
+                                  no_cache=no_cache, write=write, report=report, instances=instance or [])
     except builds.BuildError as exc:
         if exc.log:
             err.print(f"[bold]last lines of the {exc.platform or 'build'} log:[/]")
@@ -148,11 +155,19 @@ def build(
     except StackgenError as exc:
         code = 1 if isinstance(exc, _registry_errors()) else 2
         raise _fail(str(exc), code) from None
-    for item in result.platforms:
-        out.print(f"{item.platform}: {item.seconds:.1f}s" + (f"  {item.digest}" if item.digest else ""), highlight=False)
-    out.print(f"[green]built[/] {result.reference}", highlight=False)
-    if result.written:
-        out.print(f"stack.yaml: images.node_red = {result.written}", highlight=False)
+    for name, why in done.skipped:
+        out.print(f"skipped instance {name}: {escape(why)}", highlight=False)
+    for image in done.images:
+        result = image.result
+        for item in result.platforms:
+            out.print(f"{item.platform}: {item.seconds:.1f}s" + (f"  {item.digest}" if item.digest else ""), highlight=False)
+        who = f" for instance {', '.join(image.instances)}" if done.several else ""
+        out.print(f"[green]built[/] {result.reference}{who}", highlight=False)
+        for field_name in image.fields:
+            out.print(f"stack.yaml: {field_name} = {result.reference}", highlight=False)
+    if not done.images:
+        out.print("nothing to build: no chosen instance declares extra_nodes or base_image", highlight=False)
+    elif any(image.fields for image in done.images):
         out.print(f"next: [bold]stackgen generate {directory}[/]")
 
 

@@ -16,6 +16,7 @@ from stackgen.constants import NODE_RED_UID
 from stackgen.errors import StackgenError
 from stackgen.generate import files
 from stackgen.generate.context import CERTBOT_UID
+from stackgen.generate.custom_images import check_custom_images
 from stackgen.generate.render import render
 from stackgen.spec import NodeRed, Stack
 from stackgen.stackdir import SPEC_NAME, dump_stack, load_stack
@@ -55,8 +56,10 @@ def generate(directory: Path, force: bool = False, stack: Stack | None = None, t
     earlier run and no longer asked for is removed like any file no longer rendered (kept if edited by hand), so no
     stack file outlives the spec it was made from.
     """
+    from_file = stack is None
     stack = stack or load_stack(directory)
     check_references(stack, directory)
+    check_custom_images(stack, directory, lines=from_file)  # declared extra nodes never silently missing at run time
     rendered = render(stack)
     swarm_warnings: list[str] = []
     if (target or stack.target) == "swarm":

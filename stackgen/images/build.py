@@ -24,7 +24,8 @@ Progress is reported per platform; a failure names the platform and the step.
 Where it lives: `stackgen.images.plan` (base, lock, per-platform installs, Dockerfile),
 `stackgen.images.run` (the docker CLI, its progress, the events and results), `stackgen.images.push`
 (joining per-platform images into a manifest list); this module runs a build from stack.yaml to
-`images.node_red`. Every name stays importable from here.
+`images.node_red`, or for a version 2 stack to each `instances[].image` (`build_stack`: one plan per Node-RED
+through `Stack.view`, so an instance is built exactly as a one-instance stack is). Every name stays importable from here.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stackgen.constants import BUILD_LABEL, NODE_RED_UID, PLATFORMS  # noqa: F401 (re-exported, as before the split)
 from stackgen.errors import StackgenError
 from stackgen.generate import files
+from stackgen.generate.custom_images import context_name, needs_build
 from stackgen.generate.render import node_red_tag, templates  # noqa: F401 (re-exported, as before the split)
 from stackgen.images.plan import (  # noqa: F401 (re-exported: callers and tests import the plan from here)
     _CHECK_JS,
@@ -94,6 +97,7 @@ from stackgen.images.run import (  # noqa: F401 (re-exported: callers and tests 
     detect_builder,
     stream,
 )
+from stackgen.spec.instances import DEFAULT_INSTANCE
 
 SUPPORTED = PLATFORMS
 
@@ -125,6 +129,167 @@ def parse_platforms(values: Sequence[str], default: str) -> list[Platform]:
     return result
 
 
+@dataclass
+class ImagePlan:
+    """The build of one Node-RED's image, planned: its context written, its reference chosen. `view` is the version 1
+    stack of that Node-RED alone (a version 2 stack's instance through `Stack.view`), so one plan serves both formats."""
+
+    view: Any
+    prepared: Prepared
+    targets: list[Platform]
+    reference: str
+    registry: str | None
+    instance: str  # the instance's name (a version 1 stack's Node-RED is `node-red`)
+    inputs: tuple[Any, ...]  # what the plan read from stack.yaml: a write must find it unchanged
+
+
+@dataclass
+class ImageBuild:
+    """One image built, and the Node-REDs that run it (several when their inputs are identical: one tag, one build)."""
+
+    result: BuildResult
+    instances: list[str]
+    fields: list[str] = field(default_factory=list)  # the stack.yaml fields written: images.node_red, instances[i].image
+
+
+@dataclass
+class StackBuild:
+    """What `stackgen build` did for a stack: the images built, and the instances skipped with the reason."""
+
+    images: list[ImageBuild]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    several: bool = False  # a version 2 stack (instances)
+
+
+def image_inputs(view: Any) -> tuple[Any, ...]:
+    """The settings an image is built from; a hand edit of any of them while building makes the image stale."""
+    node_red = view.node_red
+    return tuple(node_red.extra_nodes), node_red.base_image, node_red.version, tuple(healthcheck_command(view))
+
+
+def plan_image(directory: Path, view: Any, targets: list[Platform], registry: str | None, base: str | None = None,
+               repository: str | None = None, tag: str | None = None, context_name: str = CONTEXT_DIR) -> ImagePlan:
+    """Plan for one Node-RED: its base, build context (under DIR/`context_name`) and the reference it will have.
+
+    The tag is `<node-red version>-<digest of the inputs>`: identical inputs give an identical reference, which is
+    what lets instances with the same nodes, base and platforms share one image."""
+    base_ref = base_image(view, base)
+    try:
+        ImageRef.parse(base_ref)
+    except ValueError as exc:
+        raise StackgenError(f"--base: {exc}") from None
+    prepared = prepare(directory, view, targets, base_ref, context_name)
+    name = image_name(registry, repository or default_repository(view))
+    final_tag = tag or f"{node_red_tag(view)}-{prepared.digest[:12]}"
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", final_tag):
+        raise StackgenError(f"--tag: {final_tag!r} is not a valid image tag")
+    instance = getattr(view.node_red, "name", DEFAULT_INSTANCE)
+    return ImagePlan(view, prepared, list(targets), f"{name}:{final_tag}", registry, instance, image_inputs(view))
+
+
+def run_build(plan: ImagePlan, builder: Builder, no_cache: bool = False, report: Reporter = _quiet, runner: Runner = stream,
+              registry_factory: Callable[[str], Registry] = Registry) -> BuildResult:
+    """Build a planned image for its platforms: buildx in one go, or one BuildKit build per platform (then joined)."""
+    report(Event("*", "note", f"builder: {builder.kind} ({builder.cli} {builder.version}); base {plan.prepared.base}; "
+                              f"platforms {', '.join(map(str, plan.targets))}; image {plan.reference}"))
+    run = _build_buildx if builder.kind == "buildx" else _build_per_platform
+    return run(builder, plan.prepared, plan.targets, plan.reference, plan.registry, no_cache, report, runner, registry_factory)
+
+
+def _targets(stack: Any, platforms: Sequence[str], registry: str | None) -> tuple[list[Platform], str | None]:
+    targets = parse_platforms(platforms, stack.platform)
+    if registry:
+        registry = check_registry_host(registry)
+    if len(targets) > 1 and not registry:
+        raise StackgenError(
+            f"--registry: building for {len(targets)} platforms needs a registry (a manifest list lives in one), "
+            "e.g. --registry 127.0.0.1:5000"
+        )
+    return targets, registry
+
+
+def _selected(directory: Path, stack: Any, names: Sequence[str]) -> list[Any]:
+    """The instances --instance names (all when none), in stack.yaml's order; an unknown name is refused."""
+    known = [inst.name for inst in stack.node_reds]
+    if names and stack.instances is None:
+        raise StackgenError(f"--instance: {directory}/stack.yaml is a version 1 stack (one Node-RED, `node_red`); "
+                            "--instance chooses among the instances of a version 2 stack")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise StackgenError(f"--instance: no instance named {unknown[0]!r} in {directory}/stack.yaml (instances: {', '.join(known)})")
+    return [inst for inst in stack.node_reds if not names or inst.name in names]
+
+
+def _for(names: list[str], report: Reporter) -> Reporter:
+    """Progress of an instance's build, its platforms labelled with the instance (`lab linux/arm64`)."""
+    label = "+".join(names)
+    return lambda event: report(Event(f"{label} {event.platform}" if event.platform != "*" else label, event.kind, event.text))
+
+
+def build_stack(
+    directory: Path,
+    platforms: Sequence[str] = (),
+    registry: str | None = None,
+    base: str | None = None,
+    repository: str | None = None,
+    tag: str | None = None,
+    no_cache: bool = False,
+    write: bool = True,
+    report: Reporter = _quiet,
+    builder: Builder | None = None,
+    runner: Runner = stream,
+    registry_factory: Callable[[str], Registry] = Registry,
+    instances: Sequence[str] = (),
+) -> StackBuild:
+    """Build the custom Node-RED image of every Node-RED that needs one, and point stack.yaml at each.
+
+    Version 1: the one Node-RED, always (as before: base + extra nodes, even none). Version 2: each instance (or those
+    `instances` names) that declares extra_nodes or base_image (or all chosen ones with --base); the others are
+    skipped with the reason. Each instance's context is its own directory (DIR/node-red-<name>/; DIR/node-red/ for
+    the instance called node-red), and instances whose plans come out identical (same nodes and lock, base,
+    healthcheck and platforms: the same reference) share one build. Images are written to stack.yaml only when every
+    build succeeded."""
+    from stackgen.stackdir import load_stack
+
+    stack = load_stack(directory)
+    targets, registry = _targets(stack, platforms, registry)
+    several = stack.instances is not None
+    plans: list[ImagePlan] = []
+    skipped: list[tuple[str, str]] = []
+    for node_red in _selected(directory, stack, instances):
+        if several and not needs_build(node_red) and base is None:
+            skipped.append((node_red.name, f"nothing to build (no extra_nodes, no base_image): it runs {_runs(stack, node_red)}"))
+            continue
+        view = stack.view(node_red) if several else stack
+        try:
+            plans.append(plan_image(directory, view, targets, registry, base, repository, tag,
+                                    context_name(node_red) if several else CONTEXT_DIR))
+        except StackgenError as exc:
+            raise _naming(exc, [node_red.name]) if several else exc from None
+    groups: dict[str, list[ImagePlan]] = {}
+    for plan in plans:
+        groups.setdefault(plan.reference, []).append(plan)
+    if tag and len({p.prepared.digest for p in plans}) > 1:
+        raise StackgenError(f"--tag: {len({p.prepared.digest for p in plans})} different images to build (instances "
+                            f"{', '.join(p.instance for p in plans)}), one tag names one image: leave --tag out (each gets a tag "
+                            "from its inputs) or choose one instance with --instance")
+    for name, why in skipped:
+        report(Event(name, "note", why))
+    chosen = (builder or detect_builder()) if plans else None
+    built: list[ImageBuild] = []
+    for members in groups.values():
+        names = [p.instance for p in members]
+        assert chosen is not None
+        try:
+            result = run_build(members[0], chosen, no_cache, _for(names, report) if several else report, runner, registry_factory)
+        except StackgenError as exc:
+            raise _naming(exc, names) if several else exc from None
+        built.append(ImageBuild(result, names))
+    if write and built:
+        _write_images(directory, [(plan, image) for image in built for plan in plans if plan.instance in image.instances], several)
+    return StackBuild(built, skipped, several)
+
+
 def build(
     directory: Path,
     platforms: Sequence[str] = (),
@@ -139,42 +304,25 @@ def build(
     runner: Runner = stream,
     registry_factory: Callable[[str], Registry] = Registry,
 ) -> BuildResult:
-    """Build the custom Node-RED image for `platforms` (default: the spec's), push and join it when a registry is given."""
-    from stackgen.stackdir import load_stack
+    """The one image of a version 1 stack (`build_stack` for any stack): built for `platforms` (default: the spec's),
+    pushed and joined when a registry is given, written to images.node_red unless `write` is false."""
+    done = build_stack(directory, platforms, registry, base, repository, tag, no_cache, write, report, builder, runner, registry_factory)
+    if len(done.images) != 1:
+        raise StackgenError(f"{directory}/stack.yaml: {len(done.images)} images built; build_stack reports each")
+    return done.images[0].result
 
-    stack = load_stack(directory)
-    if stack.instances is not None:  # per-instance images (instances[].image): not built yet, said plainly
-        raise StackgenError(f"{directory}/stack.yaml: `stackgen build` builds the one Node-RED of a version 1 stack; with "
-                            "instances, build the image elsewhere and set instances[].image")
-    targets = parse_platforms(platforms, stack.platform)
-    if registry:
-        registry = check_registry_host(registry)
-    if len(targets) > 1 and not registry:
-        raise StackgenError(
-            f"--registry: building for {len(targets)} platforms needs a registry (a manifest list lives in one), "
-            "e.g. --registry 127.0.0.1:5000"
-        )
-    base_ref = base_image(stack, base)
-    try:
-        ImageRef.parse(base_ref)
-    except ValueError as exc:
-        raise StackgenError(f"--base: {exc}") from None
-    prepared = prepare(directory, stack, targets, base_ref)
-    name = image_name(registry, repository or default_repository(stack))
-    final_tag = tag or f"{node_red_tag(stack)}-{prepared.digest[:12]}"
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", final_tag):
-        raise StackgenError(f"--tag: {final_tag!r} is not a valid image tag")
-    reference = f"{name}:{final_tag}"
-    chosen = builder or detect_builder()
-    report(Event("*", "note", f"builder: {chosen.kind} ({chosen.cli} {chosen.version}); base {base_ref}; "
-                              f"platforms {', '.join(map(str, targets))}; image {reference}"))
-    if chosen.kind == "buildx":
-        result = _build_buildx(chosen, prepared, targets, reference, registry, no_cache, report, runner, registry_factory)
-    else:
-        result = _build_per_platform(chosen, prepared, targets, reference, registry, no_cache, report, runner, registry_factory)
-    if write:
-        result.written = _write_image(directory, result.reference)
-    return result
+
+def _runs(stack: Any, node_red: Any) -> str:
+    from stackgen.generate.render import default_images
+
+    return default_images(stack.view(node_red))["node-red"]
+
+
+def _naming(exc: StackgenError, names: list[str]) -> StackgenError:
+    """The same error, its message naming the instance(s) whose build failed (a BuildError keeps platform, step, log)."""
+    exc.args = (f"instance {', '.join(names)}: {exc}",)
+    return exc
+
 
 def _build_per_platform(builder: Builder, prepared: Prepared, targets: Sequence[Platform], reference: str, registry: str | None,
                         no_cache: bool, report: Reporter, runner: Runner, registry_factory: Callable[[str], Registry]) -> BuildResult:
@@ -246,11 +394,37 @@ def _build_buildx(builder: Builder, prepared: Prepared, targets: Sequence[Platfo
     return BuildResult(f"{reference}@{manifest.digest}", builder, builds, manifest.digest, manifest.body)
 
 
-def _write_image(directory: Path, reference: str) -> str:
-    """Point `images.node_red` at the built image (stack.yaml stays 0600); `generate` then renders it."""
+def _write_images(directory: Path, done: Sequence[tuple[ImagePlan, ImageBuild]], several: bool) -> None:
+    """Point each built Node-RED at its image: `images.node_red` (version 1) or `instances[i].image`; stack.yaml stays
+    0600 and is replaced atomically, once, after every build succeeded.
+
+    stack.yaml is read again here, not the copy the build began with: a hand edit made while building is kept. If the
+    edit changed what an image was built from (its extra_nodes, base_image, version, editor path), or removed the
+    instance, nothing is written: that image would be stale, and the next build (all cached) makes the right one."""
     from stackgen.stackdir import SPEC_NAME, dump_stack, load_stack
 
     stack = load_stack(directory)
-    stack.images.node_red = reference
+    if (stack.instances is not None) != several:
+        raise StackgenError(f"{directory / SPEC_NAME}: changed format while building (now version {stack.version}): nothing written")
+    current = {inst.name: (i, inst) for i, inst in enumerate(stack.node_reds)}
+    changes: list[tuple[str, int, str, ImageBuild]] = []
+    for plan, image in done:
+        if plan.instance not in current:
+            raise StackgenError(f"{directory / SPEC_NAME}: instance {plan.instance} is no longer in it (edited while building): "
+                                f"nothing written ({image.result.reference} is built)")
+        index, node_red = current[plan.instance]
+        view = stack.view(node_red) if several else stack
+        settings, field_name = (f"instances[{index}]", f"instances[{index}].image") if several else ("node_red", "images.node_red")
+        if image_inputs(view) != plan.inputs:
+            raise StackgenError(f"{directory / SPEC_NAME}: {settings} changed while building (extra_nodes, base_image, version or "
+                                f"editor path): {image.result.reference} was built from the old settings; nothing written. "
+                                "Build again (cached steps are quick)")
+        changes.append((plan.instance, index, field_name, image))
+    for _name, index, field_name, image in changes:
+        if stack.instances is not None:
+            stack.instances[index].image = image.result.reference
+        else:
+            stack.images.node_red = image.result.reference
+            image.result.written = image.result.reference
+        image.fields.append(field_name)
     files.write_atomic(directory / SPEC_NAME, dump_stack(stack), 0o600)
-    return reference

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackgen.errors import StackgenError
+from stackgen.generate.custom_images import awaits_build
 from stackgen.images.references import Entry, ImageInfo, ImageRef
 from stackgen.images.registry import Registry, RegistryError, RegistryUnreachable, engine_image
 from stackgen.upstream.platforms import Platform
@@ -148,10 +149,13 @@ def check_images(
     return results
 
 
-def pin(directory: Any, checks: list[ImageCheck]) -> dict[str, str]:
+def pin(directory: Any, checks: list[ImageCheck], notes: list[str] | None = None) -> dict[str, str]:
     """Write each checked image's platform digest into `stack.yaml` (`images.<service>`); returns field -> reference.
 
-    Refuses when any check failed: pinning half a stack that cannot run on its platform helps nobody.
+    Refuses when any check failed: pinning half a stack that cannot run on its platform helps nobody. A Node-RED
+    that declares extra_nodes (or base_image) and has no built image yet is not pinned (a note in `notes` says so):
+    what was checked for it is the official image, its build's base, and pinning that as what it runs would make it
+    run without its nodes (`generate` refuses such a stack).
     """
     from pathlib import Path
 
@@ -168,9 +172,15 @@ def pin(directory: Any, checks: list[ImageCheck]) -> dict[str, str]:
     stack = load_stack(directory)
     written = {}
     instances = {inst.service: i for i, inst in enumerate(stack.instances or [])}  # several Node-RED: instances[].image
+    unbuilt = {node_red.service for node_red in stack.node_reds if awaits_build(node_red)}
     for check in checks:
         reference = check.pinned()
         assert reference
+        if check.service in unbuilt:
+            if notes is not None:
+                notes.append(f"{check.service}: not pinned: it declares extra_nodes or base_image and has no built image yet; "
+                             f"{check.image} is its build's base (`stackgen build` sets its image)")
+            continue
         if check.service in instances:
             stack.instances[instances[check.service]].image = reference
             written[f"instances[{instances[check.service]}].image"] = reference

@@ -22,6 +22,7 @@ from typing import Any
 from stackgen.constants import NODE_RED_UID
 from stackgen.errors import StackgenError
 from stackgen.generate import files
+from stackgen.generate.custom_images import npm_dependency  # one reading of an extra_nodes entry, for generate and build
 from stackgen.generate.render import templates
 from stackgen.upstream.platforms import Platform
 
@@ -42,14 +43,6 @@ def base_image(stack: Any, override: str | None = None) -> str:
 
     official = stack.model_copy(update={"images": stack.images.model_copy(update={"node_red": None})})
     return default_images(official)["node-red"]  # whatever tag render picks for the platform
-
-
-def npm_dependency(spec: str) -> tuple[str, str]:
-    """`name` or `name@range` (scoped names too) -> (name, range); no range means npm's `latest`."""
-    at = spec.rfind("@")
-    if at > 0:
-        return spec[:at], spec[at + 1 :]
-    return spec, "latest"
 
 
 def package_json(project: str, extra_nodes: Sequence[str]) -> bytes:
@@ -188,13 +181,20 @@ class Prepared:
     digest: str  # over everything that goes into the image: names the tag
 
 
-def prepare(directory: Path, stack: Any, platforms: Sequence[Platform], base: str) -> Prepared:
-    """Write the build context under DIR/node-red: lock, per-platform node_modules, Dockerfile, ignore files."""
-    context = directory / CONTEXT_DIR
+def prepare(directory: Path, stack: Any, platforms: Sequence[Platform], base: str, context_name: str = CONTEXT_DIR) -> Prepared:
+    """Write the build context of the stack's one Node-RED under DIR/`context_name` (DIR/node-red for a version 1
+    stack; an instance's is its service's directory, of a version 1 view of it): lock, per-platform node_modules,
+    Dockerfile, ignore files. package.json is written even without nodes: it is what `generate` compares
+    extra_nodes with to tell an image built before the nodes changed."""
+    context = directory / context_name
     context.mkdir(parents=True, exist_ok=True)
     nodes = list(stack.node_red.extra_nodes)
     rebuild: list[str] = []
     lock_bytes = b""
+    if not nodes:
+        package = package_json(stack.project, nodes)
+        if not (context / "package.json").exists() or (context / "package.json").read_bytes() != package:
+            files.write_atomic(context / "package.json", package)
     if nodes:
         lock = ensure_lock(context, stack.project, nodes)
         rebuild = install_scripts(lock)

@@ -1,5 +1,6 @@
 """Images of several instances: each instance's service is checked on its own, `--pin` writes instances[].image,
-backup reads each instance's volume with its own image; `stackgen build` says plainly it builds version 1 only."""
+backup reads each instance's volume with its own image; `stackgen build` builds only instances that need an image
+(tests/unit/images/test_build_instances.py has the rest)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,11 @@ def test_backup_reads_every_instance_volume():
     assert data_volumes(stack()) == {"node-red-data": "node-red"}
 
 
-def test_build_refuses_a_stack_with_instances(tmp_path):
+def test_build_of_instances_without_extra_nodes_builds_nothing(tmp_path):
     (tmp_path / "stack.yaml").write_bytes(dump_stack(two()))
-    with pytest.raises(StackgenError, match="version 1 stack"):
-        build.build(tmp_path)
+    before = (tmp_path / "stack.yaml").read_bytes()
+    done = build.build_stack(tmp_path, builder=build.Builder("buildkit", "docker"), runner=lambda *_: 1)
+    assert done.images == [] and [name for name, _ in done.skipped] == ["node-red", "lab"]
+    assert (tmp_path / "stack.yaml").read_bytes() == before
+    with pytest.raises(StackgenError, match="0 images built"):
+        build.build(tmp_path, builder=build.Builder("buildkit", "docker"), runner=lambda *_: 1)
