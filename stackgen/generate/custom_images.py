@@ -76,6 +76,8 @@ def check_custom_images(stack: Any, directory: Path, lines: bool = True) -> None
     """Refuse a stack whose Node-RED would run without the nodes (or base) it declares; see the module's docstring.
 
     `lines`: name the line in DIR/stack.yaml (False when `stack` is not what the file holds, e.g. an edit not yet written)."""
+    if not any(needs_build(node_red) for _, _, node_red in image_fields(stack)):
+        return  # the common case: nothing declared, nothing read
     path = directory / SPEC_NAME
     document: Any = None
     if lines and path.is_file():
