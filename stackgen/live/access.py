@@ -3,12 +3,19 @@
 The mechanism `stackgen verify --live` (access_probes.py: SG313-SG316) and the integration tests
 (tests/integration/test_editor_access.py, test_login_shield.py, test_verify_live_access.py) share:
 
-- `ProbeNetwork`: a bridge network this code creates (internal: it routes nowhere, and a container
-  attached to it keeps its default route, Docker never picks an internal network's gateway), which the
-  stack's edge joins for the duration of a probe. Its clients are the edge's only other members, so the
-  edge sees their addresses as the TCP peer, exactly as it would see a client from the internet.
-  `close()` removes the clients, disconnects whatever it attached and removes the network, whatever
-  happened in between (callers use `with`).
+- `ProbeNetwork`: a network this code creates (internal: it routes nowhere), which the stack's edge
+  joins for the duration of a probe. Its clients are the edge's only other members, so the edge sees
+  their addresses as the TCP peer, exactly as it would see a client from the internet. For a compose
+  edge it is a bridge network (the edge keeps its default route: its own bridge network holds the
+  gateway). For a swarm edge (`overlay=True`: the edge is a task container) it is an *attachable internal
+  overlay* of our own: a swarm task reaches the host, and its host-mode published ports, through an
+  endpoint on docker_gwbridge that engine 20.10 ranks after every other, so joining any bridge network
+  (an internal one too) moves the task's default gateway and port mappings to it and the published ports
+  refuse connections while the edge is attached (measured: about 4 s per verify). An overlay endpoint
+  never offers a gateway, so docker_gwbridge keeps it and the ports stay (measured: not one refused
+  connection); the clients are plain containers on it (attachable), the edge's peers at their own
+  addresses. `close()` removes the clients, disconnects whatever it attached and removes the network,
+  whatever happened in between (callers use `with`).
 - Where its subnet comes from: an *outsider* network takes a random /24 of 198.18.0.0/15, the range
   RFC 2544 reserves for benchmarking: never a LAN's, a VPN's or the internet's addresses, so an address
   from it is outside any sensible `node_red.editor.allow` (unless allow covers everyone). A /24 that
@@ -32,6 +39,7 @@ import ipaddress
 import json
 import random
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +149,7 @@ class ProbeNetwork:
     network: Any
     subnet: str
     gateway: str | None
+    overlay: bool = False
     edge_port: int = 8443
     edge_address: str | None = None
     attached: list[Any] = field(default_factory=list)
@@ -152,17 +161,27 @@ class ProbeNetwork:
 
     @classmethod
     def create(cls, engine, name: str, labels: dict[str, str], *, subnet: str | None = None, pinned: bool = False,
-               internal: bool = True) -> ProbeNetwork:
-        """A new network: `subnet` if given, else one from the engine's pools (stated afterwards when `pinned`)."""
-        ipam = _ipam(subnet) if subnet else None
-        network = engine.networks.create(name, driver="bridge", internal=internal, labels=labels, ipam=ipam, check_duplicate=True)
+               internal: bool = True, overlay: bool = False) -> ProbeNetwork:
+        """A new network: `subnet` if given, else one from the engine's pools (stated afterwards when `pinned`).
+        `overlay`: an attachable overlay (swarm scope; the engine must be a swarm manager), for a swarm edge."""
+        kind = {"driver": "overlay", "attachable": True, "scope": "swarm"} if overlay else {"driver": "bridge"}
+
+        def make(ipam: dict[str, Any] | None):
+            return engine.networks.create(name, internal=internal, labels=labels, ipam=ipam, check_duplicate=True, **kind)
+
+        network = make(_ipam(subnet) if subnet else None)
         found, gateway = _subnet_of(engine, network)
         if subnet is None and pinned:
-            network.remove()  # the engine chose the subnet; state it so that addresses can be chosen
-            network = engine.networks.create(name, driver="bridge", internal=internal, labels=labels, ipam=_ipam(found),
-                                             check_duplicate=True)
+            _remove(network)  # the engine chose the subnet; state it so that addresses can be chosen
+            network = make(_ipam(found))
             found, gateway = _subnet_of(engine, network)
-        return cls(engine, network, found, gateway)
+        return cls(engine, network, found, gateway, overlay)
+
+    def anchor(self, image: str, labels: dict[str, str] | None = None) -> ProbeClient:
+        """An idle client that brings an overlay to this node before the edge joins it: the engine connects a swarm
+        task's container (a managed container) only to a network this node already has ("network ... not found"
+        otherwise), and a swarm network reaches a node with its first container there. Removed with the others."""
+        return self.client(image, labels=labels)
 
     def attach(self, container, port: int | None = None) -> str:
         """Connect `container` (the edge) to this network; its address here is where clients send requests."""
@@ -189,7 +208,15 @@ class ProbeNetwork:
         )
         client = ProbeClient(self, container, address or "")
         self.clients.append(client)
-        container.start()
+        for attempt in range(3 if self.overlay else 1):
+            try:
+                container.start()
+                break
+            except Exception as exc:  # noqa: BLE001 - the SDK's errors are the engine facade's; only this one is retried
+                # On an overlay the start waits for the manager to attach the container; a busy manager answers
+                # "attaching to network failed ... context deadline exceeded", and the next start usually attaches.
+                if attempt == 2 or "attaching to network failed" not in str(exc):
+                    raise
         container.reload()
         client.address = container.attrs["NetworkSettings"]["Networks"][self.name]["IPAddress"]
         return client
@@ -224,7 +251,7 @@ class ProbeNetwork:
                 self.network.disconnect(container, force=True)
         self.attached.clear()
         with contextlib.suppress(Exception):
-            self.network.remove()
+            _remove(self.network)
 
     def __enter__(self) -> ProbeNetwork:
         return self
@@ -243,15 +270,40 @@ def probe_network(engine, name: str, labels: dict[str, str], **options) -> Itera
         network.close()
 
 
+def _remove(network, seconds: float = 15.0) -> None:
+    """Remove a network, retrying while the engine still counts an endpoint on it: a swarm network's node attachment
+    outlives the last container's disconnect by a moment ("network ... has active endpoints"). Gone already: done."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            network.remove()
+            return
+        except Exception as exc:  # noqa: BLE001 - the SDK's errors are the engine facade's, and any is retried alike
+            if type(exc).__name__ == "NotFound":
+                return
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
 def _ipam(subnet: str) -> dict[str, Any]:
     net = ipaddress.ip_network(subnet)
     return {"Driver": "default", "Config": [{"Subnet": str(net), "Gateway": str(net.network_address + 1)}], "Options": {}}
 
 
-def _subnet_of(engine, network) -> tuple[str, str | None]:
-    attrs = engine.api.inspect_network(network.id)
-    config = ((attrs.get("IPAM") or {}).get("Config") or [{}])[0]
+def _subnet_of(engine, network, seconds: float = 10.0) -> tuple[str, str | None]:
+    """The network's subnet and gateway; a swarm network without a stated subnet has none until the manager's
+    allocator gives it one from the swarm's pools (its inspect shows no IPAM config until then), so it is awaited."""
+    deadline = time.monotonic() + seconds
+    while True:
+        attrs = engine.api.inspect_network(network.id)
+        config = ((attrs.get("IPAM") or {}).get("Config") or [{}])[0]
+        if config.get("Subnet") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     network.reload()
+    if not config.get("Subnet"):
+        raise RuntimeError(f"network {attrs.get('Name') or network.id} has no subnet")
     return config["Subnet"], config.get("Gateway")
 
 

@@ -33,6 +33,9 @@ silent pass; with `allow` unknown, the benchmarking range counts as outside it (
 admits the internet). Several Node-RED services without stack.yaml: each "not checked" (which settings are whose is
 not read from the running configs).
 
+On a swarm stack (the edge is a task container) both networks are attachable internal overlays of our own, not
+bridge networks: joined to a bridge network, a task's published ports stop answering (access.ProbeNetwork says why).
+
 Why only at `--probes all` (the supervisor's drift watch runs `cheap` every few minutes): the edge joins
 two networks of ours for a few seconds, and the shield probe **bans its own throwaway probe addresses**
 for `ban_seconds` (two addresses nobody else uses, a fresh random one each run; the shield's table is
@@ -53,6 +56,7 @@ from stackgen.constants import HTTPS_INSIDE, PROBE_LABEL
 from stackgen.live import access
 from stackgen.live.access import Result
 from stackgen.live.access_plan import EDGE_CONFIGS, AccessPlan, plan_from_configs, plan_from_stack
+from stackgen.live.swarm_probe import is_task
 from stackgen.topology import Role
 
 if TYPE_CHECKING:
@@ -310,12 +314,18 @@ def access_probe(ctx: LiveContext) -> None:
         with contextlib.ExitStack() as cleanup:
             # Both networks before any probe: a network created while another instance's probes run would make the
             # engine rewrite its isolation chains under them.
-            outside = cleanup.enter_context(access.probe_network(ctx.engine, f"{name}-out", labels, subnet=subnet))
-            outside.attach(edge, port)
+            # A swarm edge's task reaches its published ports through docker_gwbridge: on an overlay of our own it keeps
+            # them (a bridge network would take them away while attached; access.ProbeNetwork says why).
+            overlay = is_task(edge)
+            outside = cleanup.enter_context(access.probe_network(ctx.engine, f"{name}-out", labels, subnet=subnet, overlay=overlay))
             inside = None
             if any(not t.plan.everyone and (t.plan.shield is None or t.plan.shield.enabled) for t in probed):
-                inside = cleanup.enter_context(access.probe_network(ctx.engine, f"{name}-in", labels, pinned=True))
-                inside.attach(edge, port)
+                inside = cleanup.enter_context(access.probe_network(ctx.engine, f"{name}-in", labels, pinned=True, overlay=overlay))
+            for network in (outside, inside):
+                if network is not None:
+                    if overlay:
+                        network.anchor(image, labels)
+                    network.attach(edge, port)
             edge.reload()
             with ThreadPoolExecutor(max_workers=min(8, 2 * len(probed))) as pool:
                 jobs = []

@@ -44,7 +44,6 @@ from stackgen.live import probes
 from stackgen.live.access_probes import access_probe
 from stackgen.live.isolation import Reach, egress, egress_canary, keys, matrix
 from stackgen.live.observe import observe, project_networks
-from stackgen.live.swarm_probe import ports_leave_with_probe_networks
 from stackgen.topology import Role, Service, Topology
 from stackgen.verify.rules import get_rule
 
@@ -294,7 +293,8 @@ def _http_policy(ctx: LiveContext, edge: str, address: str, http_port: int | Non
 
 def _node_red_through_edge(ctx: LiveContext, edge: str, address: str, port: int, instance: InstanceFacts | None = None) -> None:
     """Through the edge at the instance's host name: its admin API wants a token, its editor's websocket upgrades, and a
-    path nobody serves gets Node-RED's own 404 (the edge reaches it, and proxies nothing else)."""
+    path nobody serves gets Node-RED's own 404, behind its basic auth when it has one (the edge reaches it, and proxies
+    nothing else; `node_reds_own_answer`)."""
     instance = instance or next(iter(ctx.node_reds()), None)
     domain = (instance.host if instance and instance.host else None) or ctx.domains[0].removeprefix("*.")
     name = instance.service if instance else None
@@ -317,13 +317,32 @@ def _node_red_through_edge(ctx: LiveContext, edge: str, address: str, port: int,
             ctx.report("SG309", edge, f"GET {root}comms{at} with Upgrade: websocket answered {upgraded} (expected 101)")
     path = f"{instance.node_root if instance else '/'}stackgen-probe-{secrets.token_hex(4)}"
     try:
-        response = probes.https_request(address, port, domain, path, timeout=5)
-        ok = response.status == 404 and b"Cannot GET" in response.body
-        detail = f"{response.status}"
+        ok, detail = node_reds_own_answer(address, port, domain, path)
     except OSError as exc:
         ok, detail = False, str(exc)
     if not ctx.check(f"unknown path reaches Node-RED only{tag}", ok, detail):
         ctx.report("SG310", edge, f"GET {path}{at} answered {detail}, not Node-RED's own 404: something else is proxied")
+
+
+def node_reds_own_answer(address: str, port: int, domain: str, path: str) -> tuple[bool, str]:
+    """Did Node-RED itself answer a path nobody serves, through the edge? (whether it did, what was seen)
+
+    Node-RED's own answer is Express's 404 `Cannot GET <path>`. With `http_node_auth` (httpNodeAuth) every request
+    under httpNodeRoot meets basic auth first: 401 and `WWW-Authenticate: Basic`, which an edge's own basic auth (or
+    anything else) answers alike. Node-RED's basic auth (red.js basicAuthMiddleware, and shield.js's basicAuth that
+    stackgen renders in its place) lets OPTIONS through (CORS preflights carry no credentials), so an OPTIONS to the
+    same path reaches Node-RED's router and gets Express's `Cannot OPTIONS <path>`: Node-RED answered, behind its auth.
+    No credentials are sent (the probe has none, and a wrong one would count as a failed login)."""
+    response = probes.https_request(address, port, domain, path, timeout=5)
+    if response.status == 404 and b"Cannot GET" in response.body:
+        return True, "404 Cannot GET (Node-RED's own)"
+    challenge = response.headers.get("www-authenticate", "")
+    if response.status != 401 or not challenge.lower().startswith("basic"):
+        return False, f"{response.status}"
+    preflight = probes.https_request(address, port, domain, path, method="OPTIONS", timeout=5)
+    if preflight.status == 404 and b"Cannot OPTIONS" in preflight.body:
+        return True, "401 basic auth (httpNodeAuth); OPTIONS, which it lets through, got Node-RED's own 404 Cannot OPTIONS"
+    return False, f"401 ({challenge}), and OPTIONS {preflight.status}, not Node-RED's own 404: a basic auth other than Node-RED's"
 
 
 # --- graded: headers (MDN Observatory scoring) and TLS (Mozilla's intermediate profile) ----------------
@@ -510,16 +529,13 @@ def instances_of(stack) -> list[InstanceFacts]:
 
 def _probe(ctx: LiveContext, probe_level: str) -> list[Finding]:
     """Run the probes `probe_level` asks for (all, cheap, none) at once; their findings. At `all`, the isolation
-    probes run in the order `_isolation` gives them; on a swarm stack before the others: the access probes take the
-    edge's published ports away while they hold it (swarm_probe.ports_leave_with_probe_networks)."""
+    probes run in the order `_isolation` gives them, beside the probes through the edge's published ports: the access
+    probes' networks leave those ports where they are, a swarm edge's too (access.ProbeNetwork: overlays there)."""
     if probe_level != "none":
         with ThreadPoolExecutor(max_workers=8) as pool:
-            first = probe_level == "all" and ports_leave_with_probe_networks(ctx.networks)
-            if first:
-                _isolation(ctx, pool)
             jobs = [pool.submit(tls, ctx, pool), pool.submit(keys, ctx)]
             if probe_level == "all":
-                jobs += [pool.submit(tls_profile_probe, ctx)] + ([] if first else [pool.submit(_isolation, ctx, pool)])
+                jobs += [pool.submit(tls_profile_probe, ctx), pool.submit(_isolation, ctx, pool)]
             for job in jobs:
                 job.result()
     return ctx.findings

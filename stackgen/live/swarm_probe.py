@@ -20,7 +20,9 @@ import secrets
 import time
 from typing import Any
 
-__all__ = ["OverlayProbes", "ServiceProbe", "is_overlay_only", "ports_leave_with_probe_networks"]
+from stackgen.constants import SWARM_SERVICE_LABEL
+
+__all__ = ["OverlayProbes", "ServiceProbe", "is_overlay_only", "is_task"]
 
 _DONE = ("complete", "failed", "rejected", "shutdown", "orphaned", "remove")
 _UNIT = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -31,17 +33,11 @@ def is_overlay_only(attrs: dict[str, Any]) -> bool:
     return attrs.get("Scope") == "swarm" and not attrs.get("Attachable")
 
 
-def ports_leave_with_probe_networks(networks: dict[str, dict[str, Any]]) -> bool:
-    """True for a swarm stack (its networks are overlays): there, the access probes' networks take the edge's published
-    ports away while the edge is attached to them, so the probes through those ports must not run meanwhile.
-
-    Measured on engine 20.10: a swarm task reaches the host through an endpoint on docker_gwbridge, which the engine
-    ranks after every other endpoint; attached to any bridge network (internal ones too: 20.10 gives them a gateway),
-    the task's default route and its host-mode port mappings move to that network, where an internal network maps
-    none: docker-proxy and the DNAT rule are gone, the ports refuse connections, until the edge is detached (then they
-    are back at once). A compose edge keeps them (measured): its own bridge network holds the gateway, and an
-    internal network joined later does not take it from that one."""
-    return any(is_overlay_only(attrs) for attrs in networks.values())
+def is_task(container: Any) -> bool:
+    """A swarm task's container (the engine labels it with its service): it reaches the host, and its host-mode
+    published ports reach it, through its endpoint on docker_gwbridge."""
+    labels = ((getattr(container, "attrs", None) or {}).get("Config") or {}).get("Labels") or {}
+    return SWARM_SERVICE_LABEL in labels
 
 
 def _bytes(value: Any) -> int | None:

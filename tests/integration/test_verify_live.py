@@ -319,6 +319,37 @@ def test_break_admin_auth_disabled(caddy: LiveStack):
     assert ("SG308", "node-red") in active(report)
 
 
+UNKNOWN_PATH = "unknown path reaches Node-RED only"
+
+
+def test_node_red_behind_http_node_auth_is_not_sg310_but_an_edges_own_basic_auth_is(caddy: LiveStack):
+    """With `http_node_auth` (httpNodeAuth, rendered with the login shield in front: the list form), Node-RED answers
+    every path under httpNodeRoot with 401 and a basic challenge, never its own 404: SG310 must still see that Node-RED
+    answered (its basic auth lets OPTIONS through, to its own 404), and must still catch the edge answering the same
+    challenge itself."""
+    from tests.golden import EXAMPLE_HASH
+
+    auth = (f'    httpNodeAuth: [\n        shield.httpNode,\n        shield.basicAuth("viewer", {json.dumps(EXAMPLE_HASH)})\n'
+            "    ],\n    httpNodeRoot:")
+    with HandEdit(caddy, "node-red/settings.js", "    httpNodeRoot:", auth, "node-red", restart=True):
+        answer = caddy.https("/stackgen-probe-by-hand")
+        assert answer.status == 401 and answer.headers.get("www-authenticate", "").startswith("Basic"), answer.status
+        code, report = verify_live(caddy, "--probes", "cheap")
+        checks = {c["check"]: c for c in report["live"]["checks"]}
+        assert checks[UNKNOWN_PATH]["ok"] and "httpNodeAuth" in checks[UNKNOWN_PATH]["detail"], checks[UNKNOWN_PATH]
+        assert ("SG310", "edge") not in active(report) and code == 0, active(report)
+        edge_auth = ("\t@stackgen_probe path /stackgen-probe-*\n"
+                     "\theader @stackgen_probe WWW-Authenticate `Basic realm=\"Authorization Required\"`\n"
+                     '\trespond @stackgen_probe "Unauthorized" 401\n\treverse_proxy ')
+        with HandEdit(caddy, "edge/Caddyfile", "\treverse_proxy ", edge_auth, "edge", restart=True):
+            answer = caddy.https("/stackgen-probe-by-hand")
+            assert answer.status == 401 and answer.headers.get("www-authenticate", "").startswith("Basic"), answer.status
+            code, report = verify_live(caddy, "--probes", "cheap")
+        checks = {c["check"]: c for c in report["live"]["checks"]}
+        assert not checks[UNKNOWN_PATH]["ok"], checks[UNKNOWN_PATH]
+        assert ("SG310", "edge") in active(report), active(report)  # medium: reported, exit 0 at the default --fail-on high
+
+
 def test_break_internal_network_recreated_without_internal(caddy: LiveStack):
     """Last: recreates the network by hand, the way another tool would."""
     engine = caddy.engine

@@ -301,7 +301,8 @@ def test_the_access_probes_run_per_instance_and_name_it(monkeypatch):
     created, allows, gated, shielded = [], [], [], []
 
     @contextlib.contextmanager
-    def probe_network(engine, name, labels, subnet=None, pinned=False):
+    def probe_network(engine, name, labels, subnet=None, pinned=False, overlay=None):
+        assert overlay is False, "a compose edge: bridge networks"
         created.append(name.rsplit("-", 1)[-1])
         yield FakeProbeNetwork(name, subnet)
 
@@ -391,3 +392,52 @@ def test_a_version_1_stack_is_one_instance_with_the_names_it_always_had():
 def test_which_cells_are_between_instances(monkeypatch, vantage, pair):
     ctx = context(monkeypatch, World(), spec())
     assert isolation.instance_pair(ctx, vantage, ctx.observed.services["node-red"]) == pair
+
+
+def _answers(get: tuple[int, bytes, dict], options: tuple[int, bytes, dict] | None = None):
+    asked = []
+
+    def request(address, port, domain, path, method="GET", **kwargs):
+        asked.append(method)
+        status, body, headers = get if method == "GET" else options
+        return SimpleNamespace(status=status, body=body, headers=headers)
+
+    return request, asked
+
+
+BASIC = {"www-authenticate": 'Basic realm="Authorization Required"'}
+
+
+@pytest.mark.parametrize("get, options, ok, methods", [
+    ((404, b"Cannot GET /stackgen-probe-1", {}), None, True, ["GET"]),  # Node-RED's own 404
+    ((401, b"Unauthorized", BASIC), (404, b"Cannot OPTIONS /stackgen-probe-1", {}), True, ["GET", "OPTIONS"]),  # httpNodeAuth
+    ((401, b"Unauthorized", BASIC), (401, b"", BASIC), False, ["GET", "OPTIONS"]),  # the edge's own basic auth
+    ((401, b"Unauthorized", BASIC), (404, b"Not Found", {}), False, ["GET", "OPTIONS"]),  # something else, behind basic auth
+    ((401, b"", {}), None, False, ["GET"]),  # a 401 with no basic challenge: not httpNodeAuth
+    ((404, b"not found", {}), None, False, ["GET"]),  # another server's 404
+    ((200, b"hello", {}), None, False, ["GET"]),
+])
+def test_node_reds_own_answer_behind_its_basic_auth_too(monkeypatch, get, options, ok, methods):
+    """SG310 asks whether Node-RED answered a path nobody serves. With http_node_auth it answers 401 to every path
+    under httpNodeRoot: that alone was SG310 (a false positive); its basic auth lets OPTIONS through, and OPTIONS gets
+    Express's own 404 from Node-RED's router, which an edge's basic auth or another server does not give."""
+    request, asked = _answers(get, options)
+    monkeypatch.setattr(live.probes, "https_request", request)
+    found, detail = live.node_reds_own_answer("127.0.0.1", 443, "a.example.org", "/stackgen-probe-1")
+    assert (found, asked) == (ok, methods), detail
+    assert ("401" in detail) == (get[0] == 401)
+
+
+def test_sg310_quiet_for_node_red_behind_http_node_auth_and_raised_for_an_edges_basic_auth(monkeypatch):
+    ctx = context(monkeypatch, World(), spec())
+    instance = ctx.node_reds()[0]
+    instance.editor_path = None  # the endpoint probe alone
+    request, _ = _answers((401, b"Unauthorized", BASIC), (404, b"Cannot OPTIONS /x", {}))
+    monkeypatch.setattr(live.probes, "https_request", request)
+    live._node_red_through_edge(ctx, "edge", "127.0.0.1", 443, instance)
+    assert ctx.findings == [] and all(c.ok for c in ctx.checks), ctx.checks
+    request, _ = _answers((401, b"", BASIC), (401, b"", BASIC))
+    monkeypatch.setattr(live.probes, "https_request", request)
+    live._node_red_through_edge(ctx, "edge", "127.0.0.1", 443, instance)
+    assert [(f.rule, f.service) for f in ctx.findings] == [("SG310", "edge")]
+    assert "a basic auth other than Node-RED's" in ctx.findings[0].message

@@ -134,10 +134,10 @@ def test_the_matrix_probe_on_a_swarm_overlay_runs_as_a_service(engine):
     assert engine.swarm.removed == [created.name]
 
 
-@pytest.mark.parametrize("scope, isolation_first", [("swarm", True), ("local", False)])
-def test_on_a_swarm_the_isolation_probes_end_before_any_probe_through_the_published_ports(monkeypatch, scope, isolation_first):
-    """The access probes take a swarm edge's published ports away while they hold it (measured on 20.10): the probes
-    through those ports (TLS, the TLS profile) start only after them. A compose stack runs them side by side."""
+@pytest.mark.parametrize("scope", ["swarm", "local"])
+def test_the_isolation_probes_run_beside_the_probes_through_the_published_ports(monkeypatch, scope):
+    """The access probes' networks leave a swarm edge's published ports where they are (overlays of our own, proven by
+    tests/integration/test_swarm_operate.py): no order is needed, on a swarm as on compose, so a verify takes no longer."""
     import threading
 
     from stackgen.live import checks
@@ -162,5 +162,59 @@ def test_on_a_swarm_the_isolation_probes_end_before_any_probe_through_the_publis
     monkeypatch.setattr(checks, "keys", lambda ctx_: None)
     checks._probe(ctx, "all")
     assert events.count("isolation start") == 1
-    during = [e for e in events if "during" in e]
-    assert (not during) if isolation_first else during, events
+    assert [e for e in events if "during" in e], events
+
+
+def test_a_task_container_is_told_from_a_compose_container(engine):
+    task = next(c for c in engine.containers.list() if c.name.startswith("p_edge"))
+    assert swarm_probe.is_task(task)
+    assert not swarm_probe.is_task(type("C", (), {"attrs": {"Config": {"Labels": {"com.docker.compose.service": "edge"}}}})())
+    assert not swarm_probe.is_task(object()), "no attrs: not a task"
+
+
+class _Networks:
+    """Records what `networks.create` is asked; the engine's answer names the subnet it was given, else 10.0.9.0/24."""
+
+    def __init__(self) -> None:
+        self.created: list[tuple[str, dict]] = []
+        self.removed: list[str] = []
+
+    def create(self, name: str, **kwargs):
+        self.created.append((name, kwargs))
+        config = ((kwargs.get("ipam") or {}).get("Config") or [{"Subnet": "10.0.9.0/24", "Gateway": "10.0.9.1"}])[0]
+        networks = self
+
+        class Network:
+            id = f"{name}-{len(networks.created)}"
+            attrs = {"Name": name, "IPAM": {"Config": [config]}}
+
+            def reload(self) -> None:
+                pass
+
+            def remove(self) -> None:
+                networks.removed.append(self.id)
+
+        return Network()
+
+
+def test_a_swarm_edges_probe_networks_are_attachable_internal_overlays():
+    """Joined to a bridge network, a task's host-mode ports stop answering (engine 20.10): for a swarm edge the access
+    probes' networks are overlays of our own (no gateway, so docker_gwbridge keeps the ports), attachable (the clients
+    are plain containers), internal, with the outsider subnet asked for; the insider's subnet, chosen by the swarm's
+    pools, is stated on a second network (the first removed)."""
+    from stackgen.live import access
+
+    networks = _Networks()
+    engine = type("E", (), {"networks": networks, "api": type("A", (), {"inspect_network": lambda self, nid: next(
+        {"IPAM": {"Config": [(k.get("ipam") or {"Config": [{"Subnet": "10.0.9.0/24", "Gateway": "10.0.9.1"}]})["Config"][0]]}}
+        for n, k in networks.created if f"{n}-" in nid)})()})()
+    outside = access.ProbeNetwork.create(engine, "x-out", {PROBE_LABEL: "p"}, subnet="198.18.7.0/24", overlay=True)
+    assert outside.overlay and outside.subnet == "198.18.7.0/24"
+    (name, kwargs), = networks.created
+    assert (kwargs["driver"], kwargs["attachable"], kwargs["scope"], kwargs["internal"]) == ("overlay", True, "swarm", True)
+    assert kwargs["ipam"]["Config"][0]["Subnet"] == "198.18.7.0/24" and kwargs["labels"] == {PROBE_LABEL: "p"}
+    inside = access.ProbeNetwork.create(engine, "x-in", {PROBE_LABEL: "p"}, pinned=True, overlay=True)
+    assert inside.subnet == "10.0.9.0/24" and networks.removed == ["x-in-2"]
+    assert networks.created[2][1]["ipam"]["Config"][0]["Subnet"] == "10.0.9.0/24" and networks.created[2][1]["driver"] == "overlay"
+    access.ProbeNetwork.create(engine, "y-out", {}, subnet="198.18.8.0/24")
+    assert networks.created[-1][1]["driver"] == "bridge" and "attachable" not in networks.created[-1][1], "a compose edge: bridge"
