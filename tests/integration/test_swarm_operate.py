@@ -20,6 +20,7 @@ stays on that loopback and the overlays the stack creates; `--resolve-image neve
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -238,6 +239,7 @@ def test_status_lists_the_services_with_their_tasks(deployed: SwarmStack):
 
 
 def test_verify_live_passes_with_only_the_gap_swarm_is_documented_to_have(deployed: SwarmStack):
+    _pebble_gone(deployed)
     code, report = deployed.verify()
     assert code == 0, json.dumps(report["findings"], indent=1)
     assert _findings(report) == [("SG011", s) for s in sorted(("certbot", "edge", "node-red", "node-red-lab"))]
@@ -253,6 +255,150 @@ def test_verify_live_passes_with_only_the_gap_swarm_is_documented_to_have(deploy
     print("\n" + text.stdout)
     left = deployed.node.client.services.list(filters={"label": "org.stackgen.probe"})
     assert not left, "every probe service removed"
+
+
+# Runs inside the swarm's namespace: a TCP connection to the edge's published HTTPS port every 20 ms until the file
+# argv[2] exists; JSON out: how many were tried, refused, failed otherwise, and the refused spans (seconds).
+PORT_WATCH = """
+import json, os, socket, sys, time
+port, stop = int(sys.argv[1]), sys.argv[2]
+tried = refused = other = 0
+spans, began, last = [], None, None
+start = time.monotonic()
+while not os.path.exists(stop) and time.monotonic() - start < 300:
+    now = time.monotonic()
+    tried += 1
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        if began is not None:
+            spans.append(round(last - began, 3))
+            began = None
+    except ConnectionRefusedError:
+        refused += 1
+        began = now if began is None else began
+        last = now
+    except OSError:
+        other += 1
+    time.sleep(0.02)
+if began is not None:
+    spans.append(round(last - began, 3))
+print(json.dumps({"tried": tried, "refused": refused, "other": other, "spans": spans,
+                  "seconds": round(time.monotonic() - start, 2)}))
+"""
+
+
+def _pebble_gone(stack: SwarmStack) -> None:
+    """The fixture removes pebble's service once the certificate is issued; its task container goes a moment later
+    (until then verify sees a container the stack file does not declare: SG201)."""
+    pebble = {"label": f"com.docker.swarm.service.name={stack.project}-pebble"}
+    wait_for(lambda: not stack.node.client.containers.list(all=True, filters=pebble), 60, "pebble's task gone", 0.5)
+
+
+def _watch_port(node: SwarmEngine, stop: Path) -> subprocess.Popen:
+    """PORT_WATCH in the swarm's namespace (where the edge's host-mode ports are), until `stop` exists."""
+    command = ["nsenter", "-t", str(node.process.pid), "-n", sys.executable, "-c", PORT_WATCH, str(HTTPS_PORT), str(stop)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def _verify_watching_the_port(stack: SwarmStack, tmp_path: Path, name: str) -> tuple[int, dict, dict, float]:
+    """`verify --live --probes all` while PORT_WATCH connects to the published HTTPS port; (code, report, watch, seconds)."""
+    _pebble_gone(stack)
+    stop = tmp_path / f"{name}.stop"
+    watch = _watch_port(stack.node, stop)
+    try:
+        time.sleep(0.5)  # the watch is connecting before verify starts
+        began = time.monotonic()
+        code, report = stack.verify("--probes", "all")
+        seconds = time.monotonic() - began
+        time.sleep(0.5)
+    finally:
+        stop.touch()
+        out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    return code, report, json.loads(out), seconds
+
+
+def _access_checks(report: dict) -> list[dict]:
+    return [c for c in report["live"]["checks"] if c["check"].startswith(("editor refused", "endpoint reachable", "editor gate",
+                                                                           "login shield"))]
+
+
+def test_verify_live_probes_all_never_takes_the_edges_published_ports_away(deployed: SwarmStack, tmp_path: Path):
+    """The access probes attach the edge's task container to networks of their own; its host-mode ports must keep
+    answering throughout (not one refused connection), and the access checks still pass: the edge judged the probe
+    clients by their own addresses (the gate refused an outsider; the shield banned the address it counted)."""
+    code, report, watch, seconds = _verify_watching_the_port(deployed, tmp_path, "clean")
+    print(f"\nverify --live --probes all: {seconds:.1f} s; connections to the published HTTPS port during it: {watch}")
+    assert code == 0, json.dumps(report["findings"], indent=1)
+    assert watch["tried"] > 100 and watch["other"] == 0, watch
+    assert watch["refused"] == 0, f"the published port refused connections while verify ran: {watch}"
+    access = _access_checks(report)
+    gate = [c for c in access if c["check"].startswith("editor refused outside allow")]
+    shield = [c for c in access if c["check"].startswith("login shield bans a guessing address")]
+    assert len(gate) == 2 and len(shield) == 2, access  # each instance's gate and shield were probed
+    assert all(c["ok"] for c in access), [c for c in access if not c["ok"]]
+    # The edge judged each outsider by its own address, in the benchmarking range (no NAT on the probes' overlay).
+    clients = [ipaddress.ip_address(c["detail"].split(" from ", 1)[1].split(" ", 1)[0]) for c in gate]
+    assert all(a in ipaddress.ip_network("198.18.0.0/15") for a in clients), gate
+    client = deployed.node.client
+    # Removed in verify's finally (a client's own auto-removal may still be finishing); a removed swarm network leaves
+    # this node's list once the manager's removal reaches it.
+    began = time.monotonic()
+    probe = {"label": "org.stackgen.probe"}
+    try:
+        wait_for(lambda: not client.containers.list(all=True, filters=probe), 15, "every probe container removed", 0.5)
+    except AssertionError:
+        raise AssertionError([(c.name, c.status) for c in client.containers.list(all=True, filters=probe)]) from None
+    wait_for(lambda: not client.networks.list(filters=probe), 30, "every probe network removed", 0.5)
+    print(f"probe networks gone from the node's list {time.monotonic() - began:.1f} s after verify returned (+0.5 s)")
+
+
+def test_an_edge_gate_opened_to_everyone_is_caught_and_the_ports_still_never_blink(deployed: SwarmStack, tmp_path: Path):
+    """A break the access probes must catch on a swarm: the edge's Caddyfile with its editor gate opened to every
+    address (a new swarm config in its place, `docker service update`); `stackgen up` takes it back."""
+    service = f"{deployed.project}_edge"
+    spec = deployed.node.client.services.get(service).attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    config = next(c for c in spec.get("Configs") or [] if c["File"]["Name"].endswith("/Caddyfile"))
+    text = (deployed.directory / "edge" / "Caddyfile").read_text()
+    # `not remote_ip ALLOW` picks the outsiders the gate refuses; `remote_ip 255.255.255.255/32` picks nobody.
+    opened = "\n".join(line.split("not remote_ip")[0] + "remote_ip 255.255.255.255/32" if "not remote_ip" in line else line
+                        for line in text.splitlines()) + "\n"
+    assert opened != text
+    (tmp_path / "Caddyfile").write_text(opened)
+    name = f"{deployed.project}-caddyfile-opened"
+    deployed.node.docker("config", "create", name, str(tmp_path / "Caddyfile"))
+    target = config["File"]
+    deployed.node.docker("service", "update", "--detach", "--config-rm", config["ConfigName"], "--config-add",
+                         f"source={name},target={target['Name']},uid={target['UID']},gid={target['GID']},mode={target['Mode']}",
+                         service)
+
+    def replaced() -> bool:
+        found = deployed.node.stack_containers(deployed.project, "edge")
+        return (len(found) == 1 and found[0].attrs["State"].get("Health", {}).get("Status") == "healthy"
+                and "\tremote_ip 255.255.255.255/32" in found[0].exec_run(["cat", target["Name"]]).output.decode()
+                and deployed.request(deployed.domain, "/editor/")["status"] == 200)
+
+    try:
+        try:
+            wait_for(replaced, 180, "the edge task with the opened Caddyfile", 1)
+        except AssertionError as exc:
+            tasks = deployed.node.docker("service", "ps", "--no-trunc", "--format", "{{.CurrentState}} {{.Error}}", service).stdout
+            found = deployed.node.stack_containers(deployed.project, "edge")
+            seen = [(c.name, c.attrs["State"].get("Health", {}).get("Status"), c.exec_run(["cat", target["Name"]]).output[-400:])
+                    for c in found]
+            raise AssertionError(f"{exc}: tasks {tasks}; containers {seen}") from None
+        code, report, watch, seconds = _verify_watching_the_port(deployed, tmp_path, "opened")
+        print(f"\nbreak 3 (editor gate opened): verify {seconds:.1f} s, {_findings(report)}; port watch {watch}")
+        assert code == 1 and ("SG313", "edge") in _findings(report), _findings(report)
+        gate = [c for c in _access_checks(report) if c["check"].startswith("editor refused outside allow")]
+        assert gate and not any(c["ok"] for c in gate), gate
+        assert watch["refused"] == 0 and watch["other"] == 0, watch
+    finally:
+        up = deployed.stackgen("up", str(deployed.directory), "--resolve-image", "never", "--timeout", "300")
+        assert up.returncode == 0, up.stdout + up.stderr
+        deployed.node.docker("config", "rm", name, check=False)
+    code, report = deployed.verify("--probes", "none")
+    assert code == 0, _findings(report)
 
 
 def test_a_task_container_joined_to_the_other_instances_overlay_is_caught(deployed: SwarmStack):
