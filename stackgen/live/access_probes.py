@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stackgen.constants import HTTPS_INSIDE, PROBE_LABEL
-from stackgen.live import access
+from stackgen.live import access, probes
 from stackgen.live.access import Result
 from stackgen.live.access_plan import EDGE_CONFIGS, AccessPlan, plan_from_configs, plan_from_stack
 from stackgen.live.swarm_probe import is_task
@@ -117,10 +117,12 @@ def config_verdicts(plan: AccessPlan) -> list[Verdict]:
 
 @dataclass
 class GateStep:
-    kind: str  # "editor": must get 403; "dot": must reach no admin route; "endpoint": must reach Node-RED
+    kind: str  # "editor": must get 403; "dot": must reach no admin route; "endpoint": must reach Node-RED;
+    # "preflight": an OPTIONS to the endpoint's path, confirming a 401 basic challenge there as Node-RED's (probes.own_answer)
     path: str
     host: str
     forged: bool = False
+    method: str = "GET"
 
 
 def gate_steps(plan: AccessPlan, token: str | None = None) -> list[GateStep]:
@@ -133,7 +135,8 @@ def gate_steps(plan: AccessPlan, token: str | None = None) -> list[GateStep]:
         steps += [GateStep("editor", path, plan.editor_host) for path in ("/", "/flows")]
     steps += [GateStep("dot", path, host) for path in (stem + "/../flows", stem + "/%2e%2e/flows", stem + "/./../settings")]
     if stem and stem != plan.node_root.rstrip("/"):  # an editor at its instance's whole prefix leaves no public path
-        steps.append(GateStep("endpoint", f"{plan.node_root}stackgen-probe-{token or secrets.token_hex(4)}", host))
+        endpoint = f"{plan.node_root}stackgen-probe-{token or secrets.token_hex(4)}"
+        steps += [GateStep("endpoint", endpoint, host), GateStep("preflight", endpoint, host, method="OPTIONS")]
     steps += [GateStep("editor", s.path, s.host, forged=True) for s in steps if s.kind == "editor"]
     return steps
 
@@ -179,12 +182,21 @@ def judge_gate(plan: AccessPlan, steps: list[GateStep], results: list[Result], c
     if not endpoint:
         found.append(Verdict(ENDPOINT, True, f"the editor is at {plan.node_root} (its site's or its instance's whole root): every path "
                                              "there is editor traffic, no public endpoint to probe"))
+    preflights = {(s.path, s.host): r for s, r in pairs if s.kind == "preflight"}
     for step, r in endpoint:
-        node_red = (r.status == 404 and "Cannot GET" in r.body) or (r.status == 401 and (r.www_authenticate or "").lower().startswith("basic"))
+        # A 401 basic challenge is Node-RED's (httpNodeAuth) only when an OPTIONS to the same path, which its basic auth
+        # lets through, gets Express's own 404: an edge's own basic auth must not hide an SG314 (as for SG310).
+        preflight = preflights.get((step.path, step.host))
+        node_red, why = probes.own_answer(r.status, r.body, r.www_authenticate,
+                                          (preflight.status, preflight.body) if preflight is not None and preflight.status else None)
         said = r.error or ("Cannot GET" if "Cannot GET" in r.body else " ".join(r.body.split())[:60])
         detail = f"GET {step.path} -> {r.status} {said}".strip()
+        if r.status == 401 and node_red is False:
+            detail += f" ({why})"
         if node_red:
-            found.append(Verdict(ENDPOINT, True, detail + " (Node-RED's own answer)"))
+            found.append(Verdict(ENDPOINT, True, detail + (f" ({why})" if r.status == 401 else " (Node-RED's own answer)")))
+        elif node_red is None:
+            found.append(Verdict(ENDPOINT, False, f"not checked: {detail}, and the OPTIONS to confirm it as Node-RED's got no answer"))
         elif r.status == 0:
             found.append(Verdict(ENDPOINT, False, f"not checked: {detail}"))
         else:
@@ -379,7 +391,7 @@ def _gate(plan: AccessPlan, outside: access.ProbeNetwork, image: str, labels: di
         client = outside.client(image, random_address=True, labels=labels)
         steps = gate_steps(plan)
         spoof = forged_headers(access.allowed_address(plan.allow or []))
-        results = client.run([{"path": s.path, "host": s.host, "headers": spoof if s.forged else {}} for s in steps], host=plan.host or "")
+        results = client.run([{"path": s.path, "host": s.host, "method": s.method, "headers": spoof if s.forged else {}} for s in steps], host=plan.host or "")
     except Exception as exc:  # noqa: BLE001
         return [Verdict(GATE, False, f"not checked: the outsider probe could not run ({exc})")]
     return judge_gate(plan, steps, results, client.address, outside.subnet)

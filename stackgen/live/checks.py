@@ -141,7 +141,7 @@ class LiveContext:
     def report(self, rule_id: str, service: str | None, message: str) -> None:
         rule = get_rule(rule_id)
         assert rule is not None, rule_id
-        finding = rule.finding(service, message)
+        finding = rule.finding(service, probes.stable(message))  # its identity: no random probe path in it
         svc = self.observed.services.get(service or "")
         if svc is not None and svc.src is not None:
             finding.file, finding.line = svc.src.file, svc.src.line
@@ -334,15 +334,13 @@ def node_reds_own_answer(address: str, port: int, domain: str, path: str) -> tup
     same path reaches Node-RED's router and gets Express's `Cannot OPTIONS <path>`: Node-RED answered, behind its auth.
     No credentials are sent (the probe has none, and a wrong one would count as a failed login)."""
     response = probes.https_request(address, port, domain, path, timeout=5)
-    if response.status == 404 and b"Cannot GET" in response.body:
-        return True, "404 Cannot GET (Node-RED's own)"
     challenge = response.headers.get("www-authenticate", "")
-    if response.status != 401 or not challenge.lower().startswith("basic"):
-        return False, f"{response.status}"
+    ok, detail = probes.own_answer(response.status, response.body, challenge, None)
+    if ok is not None:
+        return ok, detail
     preflight = probes.https_request(address, port, domain, path, method="OPTIONS", timeout=5)
-    if preflight.status == 404 and b"Cannot OPTIONS" in preflight.body:
-        return True, "401 basic auth (httpNodeAuth); OPTIONS, which it lets through, got Node-RED's own 404 Cannot OPTIONS"
-    return False, f"401 ({challenge}), and OPTIONS {preflight.status}, not Node-RED's own 404: a basic auth other than Node-RED's"
+    confirmed, detail = probes.own_answer(response.status, response.body, challenge, (preflight.status, preflight.body))
+    return bool(confirmed), detail
 
 
 # --- graded: headers (MDN Observatory scoring) and TLS (Mozilla's intermediate profile) ----------------

@@ -13,6 +13,7 @@ import base64
 import http.client
 import ipaddress
 import os
+import re
 import socket
 import ssl
 import warnings
@@ -169,3 +170,38 @@ def tcp_open(address: str, port: int, *, timeout: float = 2.0, allowed_networks:
             return True
     except OSError:
         return False
+
+
+# --- Node-RED's own answer, and probe paths in messages ---------------------------------------------------------
+
+PROBE_PATH = re.compile(r"stackgen-probe-[0-9a-f]+")
+
+
+def stable(text: str) -> str:
+    """`text` with every random probe path (`stackgen-probe-<hex>`) written `stackgen-probe-…`: a finding's message is
+    its identity (the supervisor's drift ids digest it), so it names the probe path without its random part."""
+    return PROBE_PATH.sub("stackgen-probe-…", text)
+
+
+def own_answer(get_status: int, get_body: str | bytes, challenge: str | None,
+               options: tuple[int, str | bytes] | None) -> tuple[bool | None, str]:
+    """Was a GET of a path nobody serves answered by Node-RED itself? (verdict, what was seen)
+
+    Node-RED's own answer is Express's 404 `Cannot GET <path>`. With `http_node_auth` (httpNodeAuth) every path under
+    httpNodeRoot meets basic auth first: 401 with `WWW-Authenticate: Basic`, which an edge's own basic auth answers
+    alike. Node-RED's basic auth (red.js basicAuthMiddleware, and the shield.js stackgen renders in its place) lets
+    OPTIONS through (CORS preflights carry no credentials), so an OPTIONS to the same path gets Express's own
+    `Cannot OPTIONS <path>`: Node-RED answered, behind its auth. `options`: that OPTIONS's (status, body); the verdict
+    is None when a basic challenge came and no OPTIONS was asked (the caller must ask it)."""
+    text = get_body.decode("utf-8", "replace") if isinstance(get_body, bytes) else get_body
+    if get_status == 404 and "Cannot GET" in text:
+        return True, "404 Cannot GET (Node-RED's own)"
+    if get_status != 401 or not (challenge or "").lower().startswith("basic"):
+        return False, f"{get_status}"
+    if options is None:
+        return None, f"401 ({challenge}): not yet confirmed as Node-RED's (no OPTIONS asked)"
+    status, body = options
+    said = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    if status == 404 and "Cannot OPTIONS" in said:
+        return True, "401 basic auth (httpNodeAuth); OPTIONS, which it lets through, got Node-RED's own 404 Cannot OPTIONS"
+    return False, f"401 ({challenge}), and OPTIONS {status or 'no answer'}, not Node-RED's own 404: a basic auth other than Node-RED's"

@@ -151,9 +151,12 @@ def gate(overrides=None, plan=None):
     for step in steps:
         if step.kind == "endpoint":
             result = Result(404, body="<pre>Cannot GET /stackgen-probe-t0k3n</pre>")
+        elif step.kind == "preflight":
+            result = Result(404, body="<pre>Cannot OPTIONS /stackgen-probe-t0k3n</pre>")
         else:
             result = Result(403, body="forbidden")
-        results.append(overrides.get((step.path, step.forged), result))
+        key = (step.path, step.forged, "preflight") if step.kind == "preflight" else (step.path, step.forged)
+        results.append(overrides.get(key, result))
     return plan, steps, ap.judge_gate(plan, steps, results, "198.18.7.23", "198.18.7.0/24")
 
 
@@ -167,6 +170,7 @@ def test_the_outsiders_requests():
     assert plain == ["/editor/", "/editor/flows", "/EDITOR/flows", "/editor/settings", "/x/../editor/flows", "/editor//flows"]
     assert [s.path for s in steps if s.kind == "dot"] == ["/editor/../flows", "/editor/%2e%2e/flows", "/editor/./../settings"]
     assert [s.path for s in steps if s.kind == "endpoint"] == ["/stackgen-probe-t"]
+    assert [(s.path, s.method) for s in steps if s.kind == "preflight"] == [("/stackgen-probe-t", "OPTIONS")]
     assert [s.path for s in steps if s.forged] == plain
     at_root = ap.gate_steps(plans.plan_from_stack(stack(path="/")))
     assert [s.path for s in at_root if s.kind == "editor" and not s.forged] == ["/", "/flows", "/FLOWS", "/settings", "/x/../flows", "//flows"]
@@ -217,6 +221,25 @@ def test_the_endpoint_must_reach_node_red(result, ok):
     _, _, verdicts = gate({("/stackgen-probe-t0k3n", False): result})
     verdict = by_check(verdicts)[ap.ENDPOINT]
     assert verdict.ok == ok and verdict.rule == (None if ok else "SG314")
+
+
+BASIC_CHALLENGE = 'Basic realm="Authorization Required"'
+
+
+@pytest.mark.parametrize("preflight, ok, rule", [
+    (Result(404, body="Cannot OPTIONS /stackgen-probe-t0k3n"), True, None),  # Node-RED's httpNodeAuth lets OPTIONS through
+    (Result(401, www_authenticate=BASIC_CHALLENGE), False, "SG314"),  # the edge's own basic auth answers OPTIONS too
+    (Result(404, body="Not Found"), False, "SG314"),  # something else behind a basic auth
+    (Result(0, error="timeout"), False, None),  # unconfirmed: not checked, never a pass
+])
+def test_a_basic_challenge_on_the_endpoint_counts_as_node_reds_only_when_its_options_gets_expresss_404(preflight, ok, rule):
+    """SG314 as SG310: an edge's own basic auth (401 + Basic) must not pass for Node-RED's httpNodeAuth."""
+    _, _, verdicts = gate({("/stackgen-probe-t0k3n", False): Result(401, www_authenticate=BASIC_CHALLENGE),
+                           ("/stackgen-probe-t0k3n", False, "preflight"): preflight})
+    verdict = by_check(verdicts)[ap.ENDPOINT]
+    assert (verdict.ok, verdict.rule) == (ok, rule), verdict
+    if rule is None and not ok:
+        assert verdict.detail.startswith("not checked")
 
 
 def test_no_answer_is_not_checked_never_a_pass():

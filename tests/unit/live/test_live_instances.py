@@ -441,3 +441,34 @@ def test_sg310_quiet_for_node_red_behind_http_node_auth_and_raised_for_an_edges_
     live._node_red_through_edge(ctx, "edge", "127.0.0.1", 443, instance)
     assert [(f.rule, f.service) for f in ctx.findings] == [("SG310", "edge")]
     assert "a basic auth other than Node-RED's" in ctx.findings[0].message
+
+
+def test_two_runs_of_the_same_broken_stack_give_the_same_finding_ids(monkeypatch):
+    """A finding's identity (the supervisor's drift id digests rule, service and message) never holds a random part:
+    the probes' paths are random per run (`stackgen-probe-<hex>`), their findings name them `stackgen-probe-…`, so an
+    open drift alert is not re-sent on every check. SG310 (another server proxied), SG311 (the endpoint page's grade)
+    and SG314 (the endpoint refused outside allow) each from two runs."""
+    from stackgen.live import headers_grade
+    from stackgen.supervise.drift import finding_id
+
+    def one_run() -> list[str]:
+        ctx = context(monkeypatch, World(), spec())
+        instance = ctx.node_reds()[0]
+        instance.editor_path = None  # the endpoint probes alone
+        monkeypatch.setattr(live.probes, "https_request",
+                            lambda *a, method="GET", **k: SimpleNamespace(status=200, body=b"hello", headers={}))
+        live._node_red_through_edge(ctx, "edge", "127.0.0.1", 443, instance)
+        monkeypatch.setattr(live, "exchange", lambda *a, **k: None)
+        graded = SimpleNamespace(score=40, failing=[], summary=lambda: "F (40)")
+        monkeypatch.setattr(headers_grade, "grade", lambda exchange: graded)
+        live._header_grades(ctx, "edge", "127.0.0.1", 80, 443, instance)
+        plan = plan_from_stack(spec(), spec().node_reds[1])
+        steps = ap.gate_steps(plan)  # a random token each run
+        results = [ap.Result(403) for _ in steps]
+        ap._apply(ctx, ap.Target(plan, "node-red-b", None, "instance b"), ap.judge_gate(plan, steps, results, "198.18.7.23",
+                                                                                          "198.18.7.0/24"), "edge")
+        return sorted(finding_id(f) for f in ctx.findings)
+
+    first, second = one_run(), one_run()
+    assert {i.split(":")[0] for i in first} == {"SG310", "SG311", "SG314"}, first
+    assert first == second
