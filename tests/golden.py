@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from stackgen.generate.custom_images import check_custom_images
 from stackgen.generate.render import render
 from stackgen.spec import Stack
 from stackgen.stackdir import parse_stack
@@ -55,7 +56,11 @@ def example_specs() -> list[Path]:
 
 
 def example_stack(path: Path) -> Stack:
-    return parse_stack(path.read_text(), path)
+    """A reference stack, held to what `generate` demands of a user's (an example that declares extra nodes but would
+    run an image without them is refused here as `generate` refuses it: the examples are rendered without the workflow)."""
+    stack = parse_stack(path.read_text(), path)
+    check_custom_images(stack, example_dir(path), lines=False)
+    return stack
 
 
 def example_dir(path: Path) -> Path:
