@@ -269,3 +269,29 @@ def parse_time(stamp: str | None) -> float | None:
     fraction = (match.group(2) or ".0")[:7]
     zone = "+00:00" if match.group(3) == "Z" else match.group(3)
     return datetime.datetime.fromisoformat(match.group(1) + fraction + zone).timestamp()
+
+
+def swarm_node_id(engine: docker.DockerClient) -> str | None:
+    """This engine's swarm node id (None outside a swarm)."""
+    try:
+        return ((engine.info() or {}).get("Swarm") or {}).get("NodeID") or None
+    except Exception:  # noqa: BLE001 - an engine that cannot say is in no swarm
+        return None
+
+
+def node_names(engine: docker.DockerClient) -> dict[str, str]:
+    """{node id: host name} of the swarm's nodes (a manager answers; {} otherwise)."""
+    try:
+        return {n.attrs["ID"]: ((n.attrs.get("Description") or {}).get("Hostname") or n.attrs["ID"]) for n in engine.nodes.list()}
+    except Exception:  # noqa: BLE001 - not a manager: no names, the ids stand
+        return {}
+
+
+def current_task(service) -> dict | None:
+    """A swarm service's current task: the newest one Swarm wants running (running first); None when it has none."""
+    try:
+        tasks = [t for t in service.tasks() if t.get("DesiredState") == "running"]
+    except Exception:  # noqa: BLE001 - a service removed meanwhile
+        return None
+    tasks.sort(key=lambda t: ((t.get("Status") or {}).get("State") == "running", t.get("CreatedAt") or ""), reverse=True)
+    return tasks[0] if tasks else None

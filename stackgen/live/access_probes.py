@@ -278,7 +278,7 @@ class Target:
 
     plan: AccessPlan
     service: str
-    container: Any
+    container: Any  # what its logs are read from: its container, or (a swarm task on another node) its service
     label: str = ""  # how checks and findings name it: empty in a one-instance stack, else "instance b (node-red-b)"
 
     @property
@@ -363,7 +363,7 @@ def _targets(ctx: LiveContext, edge, node_reds: list) -> list[Target]:
         found = []
         for inst in instances:
             label = f"instance {inst.name}" + (f" ({inst.service})" if inst.service != inst.name else "") if several else ""
-            found.append(Target(plan_from_stack(ctx.stack, inst), inst.service, ctx.container(inst.service), label))
+            found.append(Target(plan_from_stack(ctx.stack, inst), inst.service, ctx.log_source(inst.service), label))
         return found
     if len(node_reds) == 1:
         node_red = ctx.container(node_reds[0].name)

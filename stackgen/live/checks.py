@@ -29,6 +29,7 @@ without capabilities, and are removed afterwards.
 
 from __future__ import annotations
 
+import re
 import secrets
 import ssl
 import threading
@@ -43,7 +44,7 @@ from stackgen.findings import Finding
 from stackgen.live import probes
 from stackgen.live.access_probes import access_probe
 from stackgen.live.isolation import Reach, egress, egress_canary, keys, matrix
-from stackgen.live.observe import observe, project_networks
+from stackgen.live.observe import RemoteTask, observe_stack, project_networks
 from stackgen.topology import Role, Service, Topology
 from stackgen.verify.rules import get_rule
 
@@ -103,6 +104,7 @@ class LiveContext:
     extra_subnets: list[str] = field(default_factory=list)  # the canary network's, while it exists
     stack: Any = None  # the stack's spec (stackgen.spec.Stack), when stack.yaml was read
     instances: list[InstanceFacts] = field(default_factory=list)  # empty: one per running Node-RED service (node_reds())
+    remote: dict[str, RemoteTask] = field(default_factory=dict)  # swarm services whose task runs on another node
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def node_reds(self) -> list[InstanceFacts]:
@@ -171,16 +173,40 @@ class LiveContext:
         return engines.service_container(self.engine, self.project, service)
 
     def addresses(self, service: str) -> dict[str, str]:
-        """network key -> IP of a service's container, on the project's networks only (not the probes' own)."""
-        container = self.container(service)
-        if container is None:
-            return {}
+        """network key -> IP of a service's container, on the project's networks only (not the probes' own); for a swarm
+        task on another node, its addresses as Swarm allocated them (the task's network attachments)."""
+        remote = self.remote.get(service)
+        if remote is not None:
+            attached = remote.addresses
+        else:
+            container = self.container(service)
+            if container is None:
+                return {}
+            attached = {name: settings.get("IPAddress")
+                        for name, settings in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}).items()}
         found = {}
-        for name, settings in (container.attrs.get("NetworkSettings") or {}).get("Networks", {}).items():
+        for name, address in attached.items():
             key = next((k for k, a in self.networks.items() if a["Name"] == name), None)
-            if key is not None and settings.get("IPAddress"):
-                found[key] = settings["IPAddress"]
+            if key is not None and address:
+                found[key] = address
         return found
+
+    def log_source(self, service: str):
+        """Something with `.logs(stdout=, stderr=, since=)` for a service: its container here, else (a swarm task on
+        another node) its service, whose logs the manager gathers from every node."""
+        remote = self.remote.get(service)
+        if remote is None:
+            return self.container(service)
+        return _ServiceLogs(self.engine, remote.service_name)
+
+
+class _ServiceLogs:
+    def __init__(self, engine, name: str) -> None:
+        self.engine, self.name = engine, name
+
+    def logs(self, stdout: bool = True, stderr: bool = False, since: float | None = None) -> bytes:
+        service = self.engine.services.get(self.name)
+        return b"".join(service.logs(stdout=stdout, stderr=stderr, **({"since": int(since)} if since else {})))
 
 
 # --- what the edge serves -------------------------------------------------------------------
@@ -498,10 +524,13 @@ def verify_live(
     project = project or (stack.project if stack else None) or (declared.project if declared else None)
     if not project:
         raise StackgenError("verify --live needs a stack directory (with stack.yaml or compose.yaml) or --project NAME")
-    observed = _without_probe_networks(engine, observe(engine, project, declared))
+    observed, remote = observe_stack(engine, project, declared)
+    observed = _without_probe_networks(engine, observed)
     if not observed.services:
         raise StackgenError(f"project {project}: no running containers (start it with `stackgen up`)")
     ctx = LiveContext(engine, project, observed, declared, project_networks(engine, project), ca_file=ca_file, min_days=min_days)
+    ctx.remote = remote
+    remote_notes(ctx)
     if stack is not None:
         ctx.domains = list(stack.domains)
         ctx.cert_name = stack.cert_name if stack.tls.mode != "files" else None
@@ -510,9 +539,48 @@ def verify_live(
         ctx.stack = stack
     elif declared is not None:
         ctx.egress_allowed = any(not declared.is_internal(n) for s in declared.by_role(Role.NODE_RED) for n in s.networks)
-    judged = verify_topology(observed, policy, probes=lambda: _probe(ctx, probe_level))
+    judged = verify_topology(observed, policy, probes=lambda: not_checked_findings(ctx, _probe(ctx, probe_level)))
     return LiveResult(observed, judged.findings, judged.summary, judged.exit_code, ctx.matrix, ctx.checks,
                       time.monotonic() - start)
+
+
+def remote_notes(ctx: LiveContext) -> None:
+    """What is judged of a swarm service whose task runs on another node, and how: its spec and its task's status."""
+    for name, task in sorted(ctx.remote.items()):
+        ctx.check(f"{name} observed from its service spec", True,
+                  f"{task.describe()}: user, read-only root, capabilities, mounts, networks, published ports, resources and "
+                  f"restart policy are the service spec's, its addresses the task's; no container of it on this node to inspect")
+        ctx.check(f"process user of {name}", False,
+                  f"not checked: its process runs on node {task.node}, whose process table this node cannot read; the spec "
+                  f"says user {task.user or 'none (the image default)'}")
+
+
+# Checks guarding the editor's access or Node-RED's isolation (a rule that names a risk): when one could not run, its
+# absence hides that risk, so it is an SG317 finding (not a silent pass). The endpoint check guards a low-severity rule.
+_GUARDS = ("editor refused outside allow", "editor gate ignores forged", "login shield", "reachability matrix",
+           "probe container on", "probe inside", "egress", "no route out of", "key not readable in")
+_GUARDS_LOW = ("endpoint reachable outside allow",)
+_ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?(?::\d+)?\b")
+
+
+def not_checked_findings(ctx: LiveContext, findings: list[Finding]) -> list[Finding]:
+    """The probes' findings, plus SG317 for every guarding check that could not run (its detail says `not checked`)."""
+    from stackgen.findings import Severity
+
+    seen = set()
+    for check in list(ctx.checks):
+        if check.ok or not check.detail.startswith("not checked") or not check.name.startswith(_GUARDS + _GUARDS_LOW):
+            continue
+        why = _ADDRESS.sub("<address>", check.detail.removeprefix("not checked").lstrip(": "))  # stable: no probe address
+        message = f"{check.name} was not checked: {why}"
+        if message in seen:
+            continue
+        seen.add(message)
+        service = next((s for s in sorted(ctx.observed.services, key=len, reverse=True) if s in check.name), None)
+        ctx.report("SG317", service, message)
+        if check.name.startswith(_GUARDS_LOW):
+            ctx.findings[-1].severity = Severity.LOW
+    return ctx.findings
 
 
 def instances_of(stack) -> list[InstanceFacts]:

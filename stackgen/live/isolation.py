@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 1.5
 CANARY_PORT = 18080
 INSIDE = "inside "  # a vantage in a container's own network namespace: "inside node-red-b"
+ON_NODE = " @ "  # a network vantage on another swarm node: "internal-lab @ worker-1" (a probe service placed there)
+
+
+def vantage_network(vantage: str) -> str:
+    """The network (or `host`, `inside X`) of a vantage, without the node it was probed from."""
+    return vantage.split(ON_NODE, 1)[0]
 
 # One TCP attempt per target, concurrently; prints [{"r": open|refused|blocked}] in order.
 _CONNECT_JS = r"""
@@ -131,7 +137,8 @@ def expected(ctx: LiveContext, vantage: str, target: Service, target_net: str) -
     From inside a container (`inside SERVICE`, only Node-RED targets are probed): another Node-RED instance never
     reaches one (instances are isolated from each other, whatever network they share); the edge reaches each
     instance on the internal network they share by declaration (a network it was never declared on: no expectation,
-    the other cells judge that attachment)."""
+    the other cells judge that attachment). A vantage on another node (`NET @ NODE`) expects what NET does."""
+    vantage = vantage_network(vantage)
     if vantage.startswith(INSIDE):
         source = ctx.observed.services.get(vantage.removeprefix(INSIDE))
         if target.role is not Role.NODE_RED or source is None:
@@ -180,15 +187,18 @@ def probe_image(ctx: LiveContext) -> str | None:
     return None
 
 
-def run_probe_container(ctx: LiveContext, image: str, network: str | None, job: dict[str, Any], *, beside: Any = None) -> dict[str, Any]:
+def run_probe_container(ctx: LiveContext, image: str, network: str | None, job: dict[str, Any], *, beside: Any = None,
+                        node: str | None = None) -> dict[str, Any]:
     """A throwaway container on one network (or, `beside` a container, in that container's network namespace: its
-    own view, for an image without `node`), running the connect script as nobody."""
+    own view, for an image without `node`), running the connect script as nobody; with `node` (a swarm node id), a
+    probe service placed on that node (swarm_probe.OverlayProbes.on_node)."""
     for host, _ in job["targets"]:
         probes.check_target(host, ctx.subnets())
     where = {"network_mode": f"container:{beside.id}"} if beside is not None else {"network": ctx.networks[network or ""]["Name"]}
+    engine = ctx.engine.on_node(node) if node else ctx.engine
     # Not `remove=True`: docker-py then removes without `v`, and an image that declares VOLUMEs
     # (Node-RED's /data) would leave one anonymous volume behind per probe.
-    container = ctx.engine.containers.create(
+    container = engine.containers.create(
         image,
         ["-e", _CONNECT_JS, json.dumps(job)],
         entrypoint=["node"],
@@ -210,19 +220,51 @@ def run_probe_container(ctx: LiveContext, image: str, network: str | None, job: 
 
 
 def exec_connect(ctx: LiveContext, service: str, targets: list[tuple[str, int]], files: list[str] = ()) -> dict[str, Any] | None:
-    """Run the connect script inside an existing container (its own vantage point)."""
-    container = ctx.container(service)
-    if container is None:
-        return None
+    """Run the connect script inside an existing container (its own vantage point); for a swarm task on another node,
+    in its twin there (`twin_connect`)."""
     allowed = ctx.subnets() + ctx.extra_subnets
     for host, _ in targets:
         probes.check_target(host, allowed)
     job = {"targets": targets, "timeout": int(CONNECT_TIMEOUT * 1000), "files": list(files)}
+    if service in ctx.remote:
+        return twin_connect(ctx, service, job)
+    container = ctx.container(service)
+    if container is None:
+        return None
     result = container.exec_run(["node", "-e", _CONNECT_JS, json.dumps(job)])
     try:
         return json.loads(result.output.decode())
     except ValueError:
         return None
+
+
+def twin_connect(ctx: LiveContext, service: str, job: dict[str, Any]) -> dict[str, Any] | None:
+    """The connect script in a stand-in for a swarm task on another node: a probe service on every network of that task,
+    placed on its node (the same networks, the same node's overlay endpoints and routes; not its addresses, mounts or
+    processes). None when it cannot run (the caller's check then says `not checked`)."""
+    task = ctx.remote[service]
+    image = probe_image(ctx)
+    if image is None or not hasattr(ctx.engine, "twin") or not task.network_ids:
+        return None
+    try:
+        probe = ctx.engine.twin(image, task.network_ids, task.node_id, ["node"], ["-e", _CONNECT_JS, json.dumps(job)],
+                                {"user": "65534:65534", "read_only": True, "cap_drop": ["ALL"], "mem_limit": "64m",
+                                 "labels": {PROBE_LABEL: ctx.project}})
+        try:
+            probe.start()
+            probe.wait()
+            output = probe.logs(stdout=True, stderr=False)
+        finally:
+            probe.remove(force=True, v=True)
+        result = json.loads(output.decode().strip().splitlines()[-1] or "{}")
+    except Exception:  # noqa: BLE001 - a probe that cannot run is reported by the caller, not fatal
+        return None
+    name = f"probe inside {service} (a stand-in)"
+    if not any(c.name == name for c in ctx.checks):
+        ctx.check(name, True, f"{task.describe()}: no exec reaches it from this node; a probe service on all of its networks, "
+                              f"placed on node {task.node}, ran the probe in its place (the same networks and routes, not its "
+                              "addresses or mounts)")
+    return result
 
 
 def matrix(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
@@ -241,8 +283,9 @@ def matrix(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
     if image:
         for network in ctx.networks:
             jobs.append(pool.submit(_matrix_from_network, ctx, image, network, targets))
+        jobs += _remote_vantages(ctx, pool, image, targets)
     else:
-        ctx.check("reachability matrix", False, "no Node-RED container to take a probe image from: container vantage points skipped")
+        ctx.check("reachability matrix", False, "not checked: no Node-RED container to take a probe image from: container vantage points skipped")
     jobs += _instance_vantages(ctx, pool, image, [t for t in targets if t[0].role is Role.NODE_RED])
     allowed = ctx.subnets()
     host_cells = []
@@ -262,6 +305,27 @@ def matrix(ctx: LiveContext, pool: ThreadPoolExecutor) -> None:
     for cell, future in host_cells:
         cell.observed = future.result()
         _record(ctx, cell)
+
+
+def _remote_vantages(ctx: LiveContext, pool: ThreadPoolExecutor, image: str,
+                     targets: list[tuple[Service, str, str, int]]) -> list[Any]:
+    """A swarm task on another node is probed from there too: a probe service on each stack network, placed on that
+    node, against that node's targets (`NET @ NODE` cells). Cross-node overlay traffic (what this node's probes try) is
+    what an encrypted overlay without IPsec ESP breaks; the target's own node sees its overlay endpoint directly."""
+    jobs = []
+    nodes: dict[str, list[tuple[Service, str, str, int]]] = {}
+    for target in targets:
+        task = ctx.remote.get(target[0].name)
+        if task is not None:
+            nodes.setdefault(task.node_id, []).append(target)
+    for node_id, on_node in sorted(nodes.items()):
+        name = ctx.remote[on_node[0][0].name].node
+        if not hasattr(ctx.engine, "on_node"):
+            ctx.check(f"probe container on node {name}", False, "not checked: this engine client cannot place probe services")
+            continue
+        for network in ctx.networks:
+            jobs.append(pool.submit(_matrix_from_network, ctx, image, network, on_node, node_id, name))
+    return jobs
 
 
 def _instance_vantages(ctx: LiveContext, pool: ThreadPoolExecutor, image: str | None,
@@ -287,7 +351,8 @@ def _instance_vantages(ctx: LiveContext, pool: ThreadPoolExecutor, image: str | 
 def _matrix_inside(ctx: LiveContext, service: str, targets: list[tuple[Service, str, str, int]]) -> None:
     result = exec_connect(ctx, service, [(ip, port) for _, _, ip, port in targets])
     if result is None:
-        ctx.check(f"probe inside {service}", False, "could not run the connect script in its container")
+        where = f" (its task is on node {ctx.remote[service].node})" if service in ctx.remote else ""
+        ctx.check(f"probe inside {service}", False, f"not checked: could not run the connect script in its container{where}")
         return
     _cells(ctx, INSIDE + service, targets, result.get("connect", []))
 
@@ -295,25 +360,27 @@ def _matrix_inside(ctx: LiveContext, service: str, targets: list[tuple[Service, 
 def _matrix_beside(ctx: LiveContext, image: str, edge: str, targets: list[tuple[Service, str, str, int]]) -> None:
     container = ctx.container(edge)
     if container is None:
-        ctx.check(f"probe inside {edge}", False, "no running container")
+        ctx.check(f"probe inside {edge}", False, "not checked: no running container on this node")
         return
     job = {"targets": [[ip, port] for _, _, ip, port in targets], "timeout": int(CONNECT_TIMEOUT * 1000)}
     try:
         result = run_probe_container(ctx, image, None, job, beside=container)
     except Exception as exc:  # noqa: BLE001 - a probe that cannot run is reported, not fatal
-        ctx.check(f"probe inside {edge}", False, f"could not run: {exc}")
+        ctx.check(f"probe inside {edge}", False, f"not checked: could not run: {exc}")
         return
     _cells(ctx, INSIDE + edge, targets, result.get("connect", []))
 
 
-def _matrix_from_network(ctx: LiveContext, image: str, network: str, targets: list[tuple[Service, str, str, int]]) -> None:
+def _matrix_from_network(ctx: LiveContext, image: str, network: str, targets: list[tuple[Service, str, str, int]],
+                         node: str | None = None, node_name: str = "") -> None:
     job = {"targets": [[ip, port] for _, _, ip, port in targets], "timeout": int(CONNECT_TIMEOUT * 1000)}
+    vantage = f"{network}{ON_NODE}{node_name}" if node else network
     try:
-        result = run_probe_container(ctx, image, network, job)
+        result = run_probe_container(ctx, image, network, job, **({"node": node} if node else {}))
     except Exception as exc:  # noqa: BLE001 - a probe that cannot run is reported, not fatal
-        ctx.check(f"probe container on {network}", False, f"could not run: {exc}")
+        ctx.check(f"probe container on {vantage}", False, f"not checked: could not run: {exc}")
         return
-    _cells(ctx, network, targets, result.get("connect", []))
+    _cells(ctx, vantage, targets, result.get("connect", []))
 
 
 def _cells(ctx: LiveContext, vantage: str, targets: list[tuple[Service, str, str, int]], observed: list[str]) -> None:
@@ -329,6 +396,7 @@ def instance_pair(ctx: LiveContext, vantage: str, target: Service) -> tuple[str,
     if target.role is not Role.NODE_RED or not ctx.several:
         return None
     to = ctx.instance_of(target.name)
+    vantage = vantage_network(vantage)
     if vantage.startswith(INSIDE):
         source = ctx.instance_of(vantage.removeprefix(INSIDE))
     else:
@@ -349,6 +417,9 @@ def _record(ctx: LiveContext, cell: Reach) -> None:
         where = "the host"
     elif cell.vantage.startswith(INSIDE):
         where = cell.vantage
+    elif ON_NODE in cell.vantage:
+        network, _, node = cell.vantage.partition(ON_NODE)
+        where = f"network {network} on node {node}"
     else:
         where = f"network {cell.vantage}"
     between = f" (instance {cell.instances[0]} reaches instance {cell.instances[1]} without the edge)" if cell.instances else ""
@@ -411,7 +482,7 @@ def egress_canary(ctx: LiveContext) -> Iterator[Canary | None]:
             _wait_listening(container, CANARY_PORT)
             canary = Canary(container.attrs["NetworkSettings"]["Networks"][name]["IPAddress"])
         except Exception as exc:  # noqa: BLE001 - reported, the other probes still run
-            ctx.check("egress canary", False, f"could not be set up: {exc}")
+            ctx.check("egress canary", False, f"not checked: could not be set up: {exc}")
         yield canary
     finally:
         if container is not None:
@@ -468,7 +539,7 @@ def _egress_of(ctx: LiveContext, instance: Any, canary: Canary | None) -> None:
                 labels.append(f"certbot {ip} on {net}")
         result = exec_connect(ctx, node_red, targets)
         if result is None:
-            ctx.check(f"egress{tag}", False, f"could not run a probe inside {node_red}")
+            ctx.check(f"egress{tag}", False, f"not checked: could not run a probe inside {node_red}")
             return
         if not instance.egress:
             # Docker gives containers on internal networks a default route via the bridge gateway, where the
@@ -539,7 +610,9 @@ def keys(ctx: LiveContext) -> None:
         return
     key = f"/etc/letsencrypt/live/{ctx.cert_name}/privkey.pem"
     for svc in ctx.observed.services.values():
-        if svc.role is Role.NODE_RED:
+        if svc.name in ctx.remote:
+            _key_of_remote(ctx, svc, key)
+        elif svc.role is Role.NODE_RED:
             result = exec_connect(ctx, svc.name, [], files=[key])
             if result is not None:
                 state = result.get("files", {}).get(key)
@@ -567,3 +640,19 @@ def keys(ctx: LiveContext) -> None:
             good = mode == "600" or (mode == "640" and group == "1500")
             if not ctx.check(f"key mode in {svc.name}", good, text):
                 ctx.report("SG304", svc.name, f"{key} has mode {mode}, group {group}: expected 0600, or 0640 with group 1500 (the edge's)")
+
+
+def _key_of_remote(ctx: LiveContext, svc: Service, key: str) -> None:
+    """A swarm task on another node: no file in it can be tried from here. Its service spec says what it mounts: the key
+    lives in the certificate sidecar's volume on the edge's node, so a Node-RED that mounts nothing at /etc/letsencrypt
+    (nor the key volume) cannot read it; one that does is SG304 from its spec."""
+    if svc.role is not Role.NODE_RED:
+        return
+    task = ctx.remote[svc.name]
+    keyed = {m.source for s in ctx.observed.services.values() if s.role in (Role.CERTBOT, Role.EDGE) for m in s.mounts
+             if m.is_volume and m.target.startswith("/etc/letsencrypt")}
+    mounted = [m for m in svc.mounts if m.target.startswith("/etc/letsencrypt") or (m.is_volume and m.source in keyed)]
+    detail = (f"{task.describe()}: its service spec mounts " + (", ".join(f"{m.source or m.type} at {m.target}" for m in mounted)
+              if mounted else "nothing at /etc/letsencrypt nor the key's volume") + " (judged from the spec, no file tried in it)")
+    if not ctx.check(f"key not readable in {svc.name}", not mounted, detail):
+        ctx.report("SG304", svc.name, f"{svc.name} mounts the key's store per its service spec ({', '.join(m.target for m in mounted)})")

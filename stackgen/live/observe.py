@@ -9,6 +9,7 @@ shows up as what it really is.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackgen import engine as engines
@@ -159,7 +160,14 @@ def service_from_container(container, project: str, network_keys: dict[str, str]
 
 
 def observe(engine, project: str, declared: Topology | None = None) -> Topology:
-    """The project's running containers, plus any other container attached to its networks."""
+    """The project's running containers, plus any other container attached to its networks (and, on a swarm, each
+    stack service whose running task is on another node, from its spec: `observe_stack`)."""
+    return observe_stack(engine, project, declared)[0]
+
+
+def observe_stack(engine, project: str, declared: Topology | None = None) -> tuple[Topology, dict[str, RemoteTask]]:
+    """`observe`, and {service key: RemoteTask} for the swarm services judged from their spec (their task runs on
+    another node: no container of theirs here to inspect)."""
     networks = project_networks(engine, project)
     name_to_key = {attrs["Name"]: key for key, attrs in networks.items()}
     containers = {c.id: c for c in engines.project_containers(engine, project, all_=False)}
@@ -189,13 +197,131 @@ def observe(engine, project: str, declared: Topology | None = None) -> Topology:
                 attrs = engine.api.inspect_network(net)
                 topo.networks[net] = Network(net, attrs["Name"], internal=bool(attrs.get("Internal")), driver=attrs.get("Driver"))
         topo.services[service.name] = service
+    remote = remote_tasks(engine, project, set(topo.services), name_to_key)
+    for key, task in remote.items():
+        for net in task.service.networks:
+            if net not in topo.networks:
+                attrs = next((a for a in networks.values() if network_key(a, project) == net), None) or {"Name": net}
+                topo.networks[net] = Network(net, attrs["Name"], internal=bool(attrs.get("Internal")), driver=attrs.get("Driver"))
+        topo.services[key] = task.service
     for svc in topo.services.values():
         for m in svc.mounts:
             if m.is_volume and m.source not in topo.volumes:
                 topo.volumes[m.source] = Volume(m.source, m.source)
     if declared is not None:
         adopt_declared(topo, declared)
-    return topo
+    return topo, remote
+
+
+# --- a swarm service whose task runs on another node ------------------------------------------------------
+
+
+@dataclass
+class RemoteTask:
+    """A stack service's running task on another node: what the manager knows of it (the service spec, the task's
+    status), never an inspected container. `service` is the `Service` built from the spec."""
+
+    service: Service
+    node_id: str
+    node: str  # the node's host name (its id when the swarm does not say)
+    task_id: str
+    state: str
+    container_id: str | None
+    service_name: str  # the swarm service's full name (PROJECT_KEY)
+    user: str | None  # the spec's user ("" or None: the image's)
+    addresses: dict[str, str] = field(default_factory=dict)  # network name -> the task's address on it
+    network_ids: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return (f"its task {self.task_id[:12]} is {self.state} on node {self.node} (container "
+                f"{(self.container_id or '?')[:12]})")
+
+
+def remote_tasks(engine, project: str, local: set[str], name_to_key: dict[str, str]) -> dict[str, RemoteTask]:
+    """{service key: RemoteTask} for each swarm stack service with no task container here whose current task runs on
+    another node ({} for a compose project, or on an engine that is not a manager)."""
+    services = engines.stack_services(engine, project)
+    if not services:
+        return {}
+    here = engines.swarm_node_id(engine)
+    names = None
+    found = {}
+    for swarm_service in services:
+        spec = swarm_service.attrs.get("Spec") or {}
+        key = engines.stack_key(spec.get("Name") or swarm_service.name, project)
+        if key in local:
+            continue
+        task = engines.current_task(swarm_service)
+        status = (task or {}).get("Status") or {}
+        if task is None or status.get("State") != "running" or not task.get("NodeID") or task.get("NodeID") == here:
+            continue  # not running (the drift rules say so), or here without a container: nothing to judge it from
+        names = engines.node_names(engine) if names is None else names
+        addresses, ids = {}, []
+        for attachment in task.get("NetworksAttachments") or []:
+            network = attachment.get("Network") or {}
+            name = (network.get("Spec") or {}).get("Name") or network.get("ID", "")
+            ids.append(network.get("ID", ""))
+            for address in attachment.get("Addresses") or []:
+                addresses[name] = address.split("/")[0]
+                break
+        service = service_from_spec(engine, swarm_service.attrs, project, name_to_key)
+        user = ((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("User") or None
+        found[key] = RemoteTask(service, task["NodeID"], names.get(task["NodeID"], task["NodeID"]), task.get("ID", ""),
+                                status.get("State", ""), (status.get("ContainerStatus") or {}).get("ContainerID"),
+                                spec.get("Name") or swarm_service.name, user, addresses, [i for i in ids if i])
+    return found
+
+
+def service_from_spec(engine, attrs: dict[str, Any], project: str, name_to_key: dict[str, str]) -> Service:
+    """A swarm service as a `Service`, from its spec alone (its task's container is on another node)."""
+    spec = attrs.get("Spec") or {}
+    template = spec.get("TaskTemplate") or {}
+    container = template.get("ContainerSpec") or {}
+    limits = (template.get("Resources") or {}).get("Limits") or {}
+    labels = {**(container.get("Labels") or {}), STACK_NAMESPACE_LABEL: project}
+    name = engines.stack_key(spec.get("Name") or "", project)
+    mounts, tmpfs = [], []
+    for m in container.get("Mounts") or []:
+        kind, target = m.get("Type", "volume"), m.get("Target", "")
+        if kind == "tmpfs":
+            mounts.append(Mount("tmpfs", "", target, read_only=bool(m.get("ReadOnly"))))
+            continue
+        source = m.get("Source") or ""
+        if kind == "volume" and source.startswith(f"{project}_"):
+            source = source.removeprefix(f"{project}_")
+        mounts.append(Mount(kind, source, target, read_only=bool(m.get("ReadOnly"))))
+    networks = []
+    for attachment in template.get("Networks") or spec.get("Networks") or []:
+        target = attachment.get("Target", "")
+        try:
+            network_name = engine.api.inspect_network(target)["Name"]
+        except Exception:  # noqa: BLE001 - a network removed meanwhile: its id stands
+            network_name = target
+        networks.append(name_to_key.get(network_name) or engines.stack_key(network_name, project))
+    ports = [Port(int(p.get("TargetPort") or 0), str(p["PublishedPort"]) if p.get("PublishedPort") else None, None,
+                  p.get("Protocol") or "tcp") for p in (spec.get("EndpointSpec") or {}).get("Ports") or []]
+    env: dict[str, str | None] = {}
+    for item in container.get("Env") or []:
+        key, sep, value = item.partition("=")
+        env[key] = value if sep else None
+    health = container.get("Healthcheck")
+    log = template.get("LogDriver") or {}
+    role, role_from = infer_role(container.get("Image"), labels, None, mounts)
+    condition = (template.get("RestartPolicy") or {}).get("Condition") or "any"
+    nano = limits.get("NanoCPUs") or 0
+    return Service(
+        name=name, image=container.get("Image"), role=role, role_from=role_from, labels=labels,
+        user=container.get("User") or None, group_add=tuple(container.get("Groups") or ()),
+        read_only=bool(container.get("ReadOnly")),
+        cap_add=tuple(normalise_cap(c) for c in container.get("CapabilityAdd") or ()),
+        cap_drop=tuple(normalise_cap(c) for c in container.get("CapabilityDrop") or ()),
+        networks=tuple(sorted(networks)), ports=ports, mounts=mounts, tmpfs=tmpfs,
+        healthcheck=Healthcheck(tuple(health.get("Test") or ()), disabled=(health.get("Test") or [""])[0] == "NONE") if health else None,
+        restart=_SWARM_RESTART.get(condition, condition),
+        mem_limit=_limit(limits.get("MemoryBytes")), cpus=nano / 1e9 if nano else None, pids_limit=_limit(limits.get("Pids")),
+        logging=Logging(log.get("Name"), dict(log.get("Options") or {})) if log else None,
+        environment=env,
+    )
 
 
 # A swarm service's restart condition, in the compose words the loader gives a stack file's (composefile.to_topology).

@@ -12,6 +12,10 @@ memory limit, the probe label on the service and its container; Swarm takes no s
 no-new-privileges: the probe is nobody without capabilities either way), runs the stack's own image by id (no node
 pulls anything), is placed on this node (its output is read from its container here), never restarts, and is removed
 with its container (Swarm removes a task's anonymous volumes with it). `observe` skips it by its label.
+
+A task on another node (`observe.RemoteTask`) is probed from its own node too: `on_node(node id)` places the probes on
+that node (`node.id==…`; their output is read through the manager's service logs), and `twin` stands in for the
+task's container (no exec reaches it from here): a probe service on all of its networks, on its node.
 """
 
 from __future__ import annotations
@@ -52,14 +56,18 @@ class ServiceProbe:
     """What `containers.create` returns for a probe on an overlay: start, wait, logs and remove, done by a service."""
 
     def __init__(self, engine, project: str, image: str, network: dict[str, Any], entrypoint: list[str] | None,
-                 args: list[str] | None, options: dict[str, Any], poll: float = 0.2) -> None:
+                 args: list[str] | None, options: dict[str, Any], poll: float = 0.2, node: str | None = None,
+                 networks: list[dict[str, Any]] | None = None) -> None:
         self.engine, self.project, self.image, self.network = engine, project, image, network
         self.entrypoint, self.args, self.options, self.poll = entrypoint, args, options, poll
+        self.node = node  # the node it is placed on (None: this one)
+        self.networks = networks or [network]  # a twin of a task on another node: every network of that task
         self.service = None
         self.task: dict[str, Any] = {}
 
     def start(self) -> None:
-        node = ((self.engine.info() or {}).get("Swarm") or {}).get("NodeID")
+        here = ((self.engine.info() or {}).get("Swarm") or {}).get("NodeID")
+        node = self.node or here
         labels = dict(self.options.get("labels") or {})
         memory = _bytes(self.options.get("mem_limit"))
         self.service = self.engine.services.create(
@@ -69,7 +77,7 @@ class ServiceProbe:
             name=f"stackgen-probe-{self.project}-{secrets.token_hex(3)}"[:63],
             labels=labels,
             container_labels=labels,
-            networks=[self.network["Id"]],
+            networks=[n["Id"] for n in self.networks],
             user=self.options.get("user"),
             read_only=bool(self.options.get("read_only")),
             cap_drop=list(self.options.get("cap_drop") or []) or None,
@@ -96,8 +104,17 @@ class ServiceProbe:
         return {"StatusCode": container.get("ExitCode") or 0}
 
     def logs(self, stdout: bool = True, stderr: bool = True) -> bytes:
+        """Its container's output: read here when it ran here, else through the manager (service logs gather every
+        node's; they may trail the task's end by a moment, so an empty answer is asked again)."""
         container_id = ((self.task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
-        return self.engine.containers.get(container_id).logs(stdout=stdout, stderr=stderr)
+        if self.node is None:
+            return self.engine.containers.get(container_id).logs(stdout=stdout, stderr=stderr)
+        deadline = time.monotonic() + 10
+        while True:
+            output = b"".join(self.service.logs(stdout=stdout, stderr=stderr))
+            if output.strip() or time.monotonic() > deadline:
+                return output
+            time.sleep(self.poll)
 
     def remove(self, force: bool = False, v: bool = False) -> None:
         if self.service is not None:
@@ -105,8 +122,8 @@ class ServiceProbe:
 
 
 class _Containers:
-    def __init__(self, engine, project: str) -> None:
-        self._engine, self._project = engine, project
+    def __init__(self, engine, project: str, node: str | None = None) -> None:
+        self._engine, self._project, self._node = engine, project, node
 
     def __getattr__(self, name: str):
         return getattr(self._engine.containers, name)
@@ -118,20 +135,34 @@ class _Containers:
                 attrs = self._engine.api.inspect_network(network)
             except Exception:  # noqa: BLE001 - the engine will say what is wrong with it
                 attrs = {}
-            if is_overlay_only(attrs):
+            if is_overlay_only(attrs) or (self._node is not None and attrs.get("Scope") == "swarm"):
                 entrypoint = kwargs.get("entrypoint")
                 entrypoint = [entrypoint] if isinstance(entrypoint, str) else entrypoint
                 args = [command] if isinstance(command, str) else command
-                return ServiceProbe(self._engine, self._project, image, attrs, entrypoint, args, kwargs)
+                return ServiceProbe(self._engine, self._project, image, attrs, entrypoint, args, kwargs, node=self._node)
+        if self._node is not None:
+            raise RuntimeError(f"a probe on node {self._node} runs on a swarm overlay only, not on {network or 'no network'}")
         return self._engine.containers.create(image, command, **kwargs)
 
 
 class OverlayProbes:
     """The engine client, except that a container created on a swarm overlay no container may join is a `ServiceProbe`."""
 
-    def __init__(self, engine, project: str) -> None:
-        self._engine = engine
-        self.containers = _Containers(engine, project)
+    def __init__(self, engine, project: str, node: str | None = None) -> None:
+        self._engine, self._project = engine, project
+        self.containers = _Containers(engine, project, node)
 
     def __getattr__(self, name: str):
         return getattr(self._engine, name)
+
+    def on_node(self, node: str) -> OverlayProbes:
+        """The same client, whose probes on the stack's overlays are services placed on `node` (`node.id==`): the
+        vantage of a task that runs there, across the overlay from this node."""
+        return OverlayProbes(self._engine, self._project, node)
+
+    def twin(self, image: str, network_ids: list[str], node: str, entrypoint: list[str], args: list[str],
+             options: dict[str, Any]) -> ServiceProbe:
+        """A probe service on every network of a task on another node, placed on that node: what that task's own network
+        namespace sees (its addresses aside), where this node cannot exec into its container."""
+        networks = [self._engine.api.inspect_network(i) for i in network_ids]
+        return ServiceProbe(self._engine, self._project, image, networks[0], entrypoint, args, options, node=node, networks=networks)

@@ -308,5 +308,30 @@ CLIENT_ADDRESS_FORGEABLE = Rule(
     kind="probe",
 )
 
+NOT_CHECKED = Rule(
+    id="SG317",
+    name="not-checked",
+    severity=Severity.HIGH,
+    title="A live check of the editor's access or of Node-RED's isolation could not run",
+    why="""A probe that cannot run proves nothing: the editor gate, the login shield and forged client headers
+    (SG313, SG315, SG316), the reachability matrix (SG301), Node-RED's way out (SG302, SG303) and where the key can be
+    read (SG304) each guard a risk that stays hidden while its check is missing. So a check of those that could not run
+    (no answer, no probe container, a container this node cannot reach) is a finding, and `verify --live` fails at
+    the default `--fail-on high` instead of passing silently. The endpoint check (SG314, low) is reported at low.
+    Checks that guard nothing a rule names (e.g. the process user of a swarm task on another node, judged from its
+    service spec) stay visible `not checked` lines.""",
+    bad="""
+        # FAIL  editor refused outside allow: not checked: no answer from 198.18.7.23 for /editor/
+        # (exit 0: nothing said the gate was never probed)
+    """,
+    good="""
+        # ok    editor refused outside allow: 9 editor requests from 198.18.7.23: 403
+    """,
+    fix="""Make the check runnable (the message says what stopped it: a stopped container, a network the probe could not
+    join, no answer from the edge) and run `stackgen verify --live` again; suppress it only with a reason.""",
+    kind="probe",
+)
+
 RULES = (REACHABILITY, HOST_GATEWAY, EGRESS, KEYS, CERTIFICATE, TLS_PROTOCOL, HTTP_POLICY, ADMIN_AUTH, WEBSOCKET, PROXY_SCOPE,
-         HEADER_GRADE, TLS_PROFILE, EDITOR_EXPOSED, ENDPOINTS_REFUSED, LOGIN_NOT_THROTTLED, CLIENT_ADDRESS_FORGEABLE)
+         HEADER_GRADE, TLS_PROFILE, EDITOR_EXPOSED, ENDPOINTS_REFUSED, LOGIN_NOT_THROTTLED, CLIENT_ADDRESS_FORGEABLE,
+         NOT_CHECKED)
