@@ -317,7 +317,9 @@ NOT_CHECKED = Rule(
     (SG313, SG315, SG316), the reachability matrix (SG301), Node-RED's way out (SG302, SG303) and where the key can be
     read (SG304) each guard a risk that stays hidden while its check is missing. So a check of those that could not run
     (no answer, no probe container, a container this node cannot reach) is a finding, and `verify --live` fails at
-    the default `--fail-on high` instead of passing silently. The endpoint check (SG314, low) is reported at low.
+    the default `--fail-on high` instead of passing silently. The endpoint check (SG314, low) is reported at low; a
+    check that could not run only because the one before it failed with its own finding (no refused request to forge
+    past, no ban to evade) is not one.
     Checks that guard nothing a rule names (e.g. the process user of a swarm task on another node, judged from its
     service spec) stay visible `not checked` lines.""",
     bad="""

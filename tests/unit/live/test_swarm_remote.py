@@ -176,6 +176,7 @@ def test_the_key_of_a_remote_node_red_is_judged_from_its_mounts(engine):
     ("egress [instance lab]", "not checked: could not run a probe inside node-red-lab", Severity.HIGH),
     (f"{ENDPOINT} [instance lab]", "not checked: GET /stackgen-probe-1a2b -> 0", Severity.LOW),
     ("process user of node-red-lab", "not checked: its process runs on node x", None),
+    ("login shield ignores forged client headers", "not checked: no working ban to evade (see the check above)", None),
     ("header grade (editor)", "GET /: timeout", None),
     (f"{GATE} [instance lab]", "9 editor requests: 403", None),
 ])
