@@ -628,10 +628,19 @@ def _node_red_variant_context(name: str) -> Path:
     return ctx
 
 
+def node_red_build_args(recipe: str) -> dict[str, str]:
+    """The two Node-RED twins (5.x and the 4.1 variant) share one Dockerfile (the variant's is a symlink to it): each
+    recipe's versions come from its own pins, Node.js from nodejs.json and Node-RED from package.json, so neither
+    version is written a second time in a Dockerfile."""
+    return {"NODE_VERSION": _pin(recipe, "nodejs.json")["version"],
+            "NODE_RED_VERSION": _pin(recipe, "package.json")["dependencies"]["node-red"]}
+
+
 def _build_thin(client, name: str, label: str, base_id: str, parent_id: str = "") -> None:
     import docker
 
     context = _context(name)
+    buildargs = node_red_build_args(name) if "node-red" in (name, VARIANTS.get(name)) else None
     tag = BUILDABLE[name]
     labels = {RECIPE_LABEL: label, BASE_ID_LABEL: base_id}
     if parent_id:
@@ -639,7 +648,7 @@ def _build_thin(client, name: str, label: str, base_id: str, parent_id: str = ""
     output: list[str] = []
     try:
         for chunk in client.api.build(
-            path=str(context), tag=tag, pull=False, rm=True, forcerm=True, decode=True, labels=labels,
+            path=str(context), tag=tag, pull=False, rm=True, forcerm=True, decode=True, labels=labels, buildargs=buildargs,
         ):
             if "stream" in chunk:
                 output.append(chunk["stream"])
