@@ -6,7 +6,10 @@ Proved: each task runs on the node its label names (Swarm's own task list; the w
 nothing else); HTTPS for B's host name through the edge on the manager reaches B on the worker (the edge resolves B on
 their shared overlay and the request crosses the link between the nodes: B answers its own admin password, A's is
 refused); A cannot open a connection to B (nor B to A) across the nodes; `stackgen status` names both nodes; `stackgen
-down` removes the tasks, containers and networks on both nodes (the worker keeps B's volume, as Swarm does). And what
+verify --live` on the manager judges B from its service spec and task status (saying so; B's process user `not checked`)
+and probes B's cells from the manager and from probe services placed on the worker, passing with SG011 alone, and
+catches B's service given a published port and A's overlay (SG202, SG102, SG207, SG301); `stackgen down` removes the
+tasks, containers and networks on both nodes (the worker keeps B's volume, as Swarm does). And what
 an encrypted overlay does between two nodes on this kernel: without IPsec ESP (CONFIG_INET_ESP), nothing crosses it,
 and `stackgen up` says so: the stack is first deployed with encrypted overlays (the default), every task converges
 healthy, and `up` fails because the edge gets no answer from B on the worker, naming both nodes, the missing ESP and
@@ -366,6 +369,104 @@ def test_an_encrypted_overlay_between_the_nodes_carries_traffic_only_with_ipsec_
             manager.docker("network", "rm", f"{name}-{kind}", check=False)
 
 
+def _verify(stack: SwarmStack, *extra: str) -> tuple[int, dict, float]:
+    began = time.monotonic()
+    result = stack.stackgen("verify", "--live", str(stack.directory), "--ca-file", str(stack.root), "--format", "json", *extra)
+    assert result.returncode in (0, 1), result.stderr + result.stdout
+    return result.returncode, json.loads(result.stdout), time.monotonic() - began
+
+
+def _matrix_text(report: dict) -> str:
+    """The matrix and the checks as `verify --live` prints them, from its JSON report (no second verify)."""
+    from types import SimpleNamespace
+
+    from stackgen.cli.output import render_checks, render_matrix
+
+    cells = [SimpleNamespace(service=c["service"], port=c["port"], address=c["address"], via=c["network"], vantage=c["from"],
+                             expected=c["expected"], observed=c["observed"], ok=c["ok"]) for c in report["live"]["reachability"]]
+    checks = [SimpleNamespace(name=c["check"], ok=c["ok"], detail=c["detail"]) for c in report["live"]["checks"]]
+    result = SimpleNamespace(cells=lambda: cells, checks=checks)
+    return render_matrix(result) + "\n" + render_checks(result)
+
+
+def _unsuppressed(report: dict) -> list[tuple[str, str]]:
+    return sorted((f["rule"], f["service"]) for f in report["findings"] if not f["suppressed"])
+
+
+def _current_task(stack: SwarmStack, service: str) -> dict | None:
+    tasks = stack.node.client.services.get(f"{stack.project}_{service}").tasks(filters={"desired-state": "running"})
+    return tasks[0] if len(tasks) == 1 else None
+
+
+def _verify_after(stack: SwarmStack, service: str, *update: str) -> tuple[int, dict]:
+    """A break made by `docker service update` on `service` (B, on the worker), judged by verify --live on the manager
+    once its new task runs (healthy: a task with a healthcheck is `running` only once healthy), then undone by `docker
+    service rollback` (detached: the module's next test takes the stack down anyway)."""
+    began = time.monotonic()
+    before = (_current_task(stack, service) or {}).get("ID")
+    stack.node.docker("service", "update", "--detach", "--quiet", *update, f"{stack.project}_{service}", timeout=60)
+
+    def replaced() -> bool:
+        task = _current_task(stack, service)
+        return task is not None and task["ID"] != before and task["Status"]["State"] == "running"
+
+    wait_for(replaced, 120, f"{service}'s new task running", 0.5)
+    TIMES["break: B's task replaced and healthy"] = time.monotonic() - began
+    try:
+        code, report, seconds = _verify(stack)
+        TIMES["verify --live of the break"] = seconds
+        return code, report
+    finally:
+        stack.node.docker("service", "rollback", "--detach", "--quiet", f"{stack.project}_{service}", timeout=60)
+
+
+def test_verify_live_on_the_manager_judges_b_on_the_worker_from_its_spec_and_probes_it_from_there(deployed: SwarmStack):
+    """Before: B (on the worker) was SG206 "declared but has no running container", exit 0, and none of its cells, its
+    editor gate, login shield, egress or key checks were there (silently). Now B is judged from its service spec and
+    task status (said so, and its process user 'not checked'), its cells are probed from the manager and from probe
+    services on the worker, and the healthy stack passes with the SG011 Swarm drops alone."""
+    worker_name = deployed.worker.client.info()["Name"]
+    code, report, seconds = _verify(deployed)
+    TIMES["verify --live, healthy (all probes)"] = seconds
+    assert code == 0, json.dumps(report["findings"], indent=1)
+    assert _unsuppressed(report) == [("SG011", s) for s in sorted(("certbot", "edge", "node-red", "node-red-lab"))]
+    cells = report["live"]["reachability"]
+    assert cells and all(c["ok"] for c in cells), [c for c in cells if not c["ok"]]
+    b_cells = [c for c in cells if c["service"] == "node-red-lab"]
+    from_worker = {c["from"] for c in b_cells if c["from"].endswith(f" @ {worker_name}")}
+    assert from_worker == {f"{n} @ {worker_name}" for n in ("internal", "internal-lab", "public")}, b_cells
+    assert {"internal", "internal-lab", "public", "host", "inside edge"} <= {c["from"] for c in b_cells}, "and from the manager"
+    assert [c["observed"] for c in b_cells if c["from"] in ("internal-lab", "inside edge")] == ["open", "open"], "the edge reaches B"
+    assert any(c["from"] == "inside node-red-lab" and c["service"] == "node-red" and c["observed"] != "open" for c in cells)
+    checks = {c["check"]: c for c in report["live"]["checks"]}
+    seen = checks["node-red-lab observed from its service spec"]
+    assert seen["ok"] and f"on node {worker_name}" in seen["detail"], seen
+    assert checks["probe inside node-red-lab (a stand-in)"]["ok"]
+    assert checks["key not readable in node-red-lab"]["ok"]
+    for name in ("editor refused outside allow", "login shield bans a guessing address", "endpoint reachable outside allow"):
+        assert checks[f"{name} [instance lab]"]["ok"], checks[f"{name} [instance lab]"]
+    assert checks["no route out of node-red-lab"]["ok"], checks["no route out of node-red-lab"]
+    failed = [c for c in report["live"]["checks"] if not c["ok"]]
+    assert [c["check"] for c in failed] == ["process user of node-red-lab"], failed
+    assert failed[0]["detail"].startswith("not checked: its process runs on node " + worker_name)
+    print(f"\nverify --live on the manager ({seconds:.1f} s), B on {worker_name}:\n{_matrix_text(report)}")
+    assert not deployed.node.client.services.list(filters={"label": "org.stackgen.probe"}), "every probe service removed"
+
+
+def test_verify_live_on_the_manager_catches_a_break_of_b_on_the_worker(deployed: SwarmStack):
+    """B's service given a published port and A's overlay at once (one update, one verify, one rollback: the module's
+    time): the spec shows both (SG202, SG102, SG207), and B's address on A's overlay opens from there (SG301)."""
+    code, report = _verify_after(deployed, "node-red-lab", "--publish-add", "published=31880,target=1880,mode=host",
+                                 "--network-add", f"{deployed.project}_internal")
+    found = _unsuppressed(report)
+    print(f"\nB published and on A's overlay: exit {code}, {found}; live {report['live']['seconds']} s")
+    assert code == 1, found
+    assert {("SG202", "node-red-lab"), ("SG102", "node-red-lab"), ("SG207", "node-red-lab"), ("SG301", "node-red-lab")} <= set(found), found
+    opened = [c for c in report["live"]["reachability"] if c["service"] == "node-red-lab" and c["network"] == "internal"
+              and c["observed"] == "open" and not c["ok"]]
+    assert opened, "B's address on A's overlay opens from there"
+
+
 def test_down_cleans_up_on_both_nodes(deployed: SwarmStack):
     manager, worker = deployed.node, deployed.worker
     began = time.monotonic()
@@ -385,3 +486,4 @@ def test_down_cleans_up_on_both_nodes(deployed: SwarmStack):
     assert gone.returncode == 0, gone.stderr
     assert not manager.client.volumes.list(filters=label)
     assert worker.client.volumes.list(filters=label), "the worker keeps its own (docker volume rm there)"
+
