@@ -22,91 +22,32 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from stackgen.generate import swarm
-from tests import acme
-from tests.images.build import pinned
-from tests.integration.harness import PASSWORD, runner
+from tests.integration.harness import PASSWORD
 from tests.integration.supervisor_support import wait_for
+from tests.integration.swarm_stack import (
+    HTTP_PORT,
+    HTTPS_PORT,
+    ROOT,
+    SwarmStack,
+    issued,
+    make_stack,
+    pebble,
+    placement_labels,
+    private_swarm,
+)
 from tests.integration.swarm_support import SwarmEngine
-from tests.integration.test_instances_live import CONNECT, LAB_PASSWORD
+from tests.integration.test_instances_live import LAB_PASSWORD
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[2]
-HTTP_PORT, HTTPS_PORT = 38080, 38443  # inside the private namespace: nothing else listens there
 TIMES: dict[str, float] = {}
-
-# Runs inside the swarm's namespace: one HTTPS request through the edge's host-mode port; the status (0: no answer).
-REQUEST = """
-import json, sys
-from stackgen.live import probes
-port, name, path, cafile, method, body = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
-headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else None
-try:
-    r = probes.https_request("127.0.0.1", port, name, path, cafile=cafile, method=method, body=body.encode() or None,
-                             headers=headers, timeout=10)
-    print(json.dumps({"status": r.status, "names": r.certificate.get("subjectAltName", [])}))
-except Exception as exc:
-    print(json.dumps({"status": 0, "error": repr(exc)}))
-"""
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
-@dataclass
-class SwarmStack:
-    node: SwarmEngine
-    directory: Path
-    project: str
-    domain: str
-    lab_domain: str
-    root: Path  # pebble's issuing root
-
-    def stackgen(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        """`stackgen ARGS` as a user on the swarm's node runs it: in its network namespace, DOCKER_HOST at its engine."""
-        env = {**os.environ, "DOCKER_HOST": self.node.url, "COLUMNS": "200", "PYTHONWARNINGS": "ignore"}
-        command = ["nsenter", "-t", str(self.node.process.pid), "-n", sys.executable, "-m", "stackgen", *args]
-        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
-
-    def request(self, domain: str, path: str, method: str = "GET", body: str = "") -> dict:
-        return self.node.in_namespace(REQUEST, str(HTTPS_PORT), domain, path, str(self.root), method, body)
-
-    def token_status(self, domain: str, user: str, password: str) -> int:
-        body = f"client_id=node-red-admin&grant_type=password&scope=*&username={user}&password={password}"
-        return self.request(domain, "/editor/auth/token", "POST", body)["status"]
-
-    def container(self, service: str):
-        found = self.node.stack_containers(self.project, service)
-        assert len(found) == 1, f"{service}: {len(found)} running task containers"
-        found[0].reload()
-        return found[0]
-
-    def connect_from(self, service: str, host: str, port: int = 1880) -> str:
-        result = self.container(service).exec_run(["node", "-e", CONNECT, host, str(port)])
-        assert result.exit_code == 0, result.output
-        return result.output.decode().strip().splitlines()[-1]
-
-    def address(self, service: str, network: str) -> str:
-        return self.container(service).attrs["NetworkSettings"]["Networks"][f"{self.project}_{network}"]["IPAddress"]
-
-    def verify(self, *extra: str) -> tuple[int, dict]:
-        result = self.stackgen("verify", "--live", str(self.directory), "--ca-file", str(self.root), "--format", "json", *extra)
-        assert result.returncode in (0, 1), result.stderr + result.stdout
-        return result.returncode, json.loads(result.stdout)
 
 
 def _findings(report: dict) -> list[tuple[str, str]]:
@@ -115,33 +56,7 @@ def _findings(report: dict) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def swarm_node(engine, local_images):
-    for tool in ("unshare", "nsenter", "ip"):
-        if not any((Path(d) / tool).exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
-            _unavailable(f"{tool} is missing: the swarm runs on a private engine in its own network namespace")
-    node = SwarmEngine()
-    try:
-        node.start()
-        node.init_swarm()
-        node.load_seconds = node.load_images([pinned("node-red"), pinned("caddy"), pinned("certbot"), acme.PEBBLE_IMAGE])
-        yield node
-    finally:
-        node.cleanup()  # leaves the swarm, stops the daemon, removes its directories
-
-
-def _pebble(node: SwarmEngine, project: str, workdir: Path) -> str:
-    """Pebble as a service of the test's own on the stack's `public` overlay, made before `up` with the labels
-    `docker stack deploy` looks for (so the deploy takes it as the stack's network), alias `pebble`."""
-    node.docker("network", "create", "--driver", "overlay", "--opt", "encrypted=true", "--label",
-                f"com.docker.stack.namespace={project}", f"{project}_public")
-    node.docker("config", "create", f"{project}-pebble-json", str(workdir / "pebble.json"))
-    image = node.client.images.get(acme.PEBBLE_IMAGE).id
-    name = f"{project}-pebble"
-    node.docker("service", "create", "--detach", "--quiet", "--no-resolve-image", "--name", name, "--endpoint-mode", "dnsrr",
-                "--network", f"name={project}_public,alias=pebble", "--config",
-                f"source={project}-pebble-json,target=/etc/stackgen-test/pebble.json", "--env", "PEBBLE_VA_NOSLEEP=1",
-                "--env", "PEBBLE_WFE_NONCEREJECT=0", "--entrypoint", "pebble -config /etc/stackgen-test/pebble.json", image)
-    wait_for(lambda: node.client.containers.list(filters={"label": f"com.docker.swarm.service.name={name}"}), 60, "pebble", 0.3)
-    return name
+    yield from private_swarm()
 
 
 @pytest.fixture(scope="module")
@@ -149,53 +64,25 @@ def deployed(swarm_node: SwarmEngine, engine, tmp_path_factory):
     node = swarm_node
     workdir = tmp_path_factory.mktemp("swarm-operate")
     project = f"sgops-{node.tag}"
-    domain, lab_domain = "nodered.swarm.stackgen.test", "lab.swarm.stackgen.test"
-    (workdir / "pw.txt").write_text(PASSWORD + "\n")
-    (workdir / "lab-pw.txt").write_text(LAB_PASSWORD + "\n")
-    ca_bundle = acme.prepare(engine, workdir)  # pebble's TLS CA and config (a container created, never started)
-    directory = workdir / "stack"
-    for args in (
-        ["init", str(directory), "--non-interactive", "--project", project, "--domain", domain, "--email", "ops@stackgen.test",
-         "--edge", "caddy", "--admin-password-file", str(workdir / "pw.txt"), "--acme-directory", acme.DIRECTORY_URL,
-         "--ca-bundle", str(ca_bundle), "--http-port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT),
-         "--image-node-red", pinned("node-red"), "--image-edge", pinned("caddy"), "--image-certbot", pinned("certbot")],
-        ["instance", "add", str(directory), "lab", "--domain", lab_domain, "--non-interactive", "--admin-user", "lab-admin",
-         "--admin-password-file", str(workdir / "lab-pw.txt"), "--image", pinned("node-red")],
-        ["generate", str(directory), "--target", "swarm"],
-    ):
-        result = runner.invoke(_app(), args)
-        assert result.exit_code == 0, result.output
-    document = yaml.safe_load((directory / swarm.SWARM_FILE).read_text())
-    node.label_node([pin["label"] for pin in document["x-stackgen"]["placement"]])
-    pebble = _pebble(node, project, workdir)
-    stack = SwarmStack(node, directory, project, domain, lab_domain, workdir / "pebble-root.pem")
+    stack = make_stack(node, engine, workdir, project, "nodered.swarm.stackgen.test", "lab.swarm.stackgen.test", LAB_PASSWORD)
+    node.label_node(placement_labels(stack))
+    pebble_name = pebble(node, project, workdir)
     try:
         began = time.monotonic()
-        up = stack.stackgen("up", str(directory), "--resolve-image", "never", "--timeout", "300")
+        up = stack.up()
         TIMES["stackgen up"] = time.monotonic() - began
         assert up.returncode == 0, up.stdout + up.stderr
         assert "deployed to the swarm, every service converged" in up.stdout, up.stdout
         TIMES["converged"] = float(up.stdout.split(" converged (tasks running and healthy) in ")[1].split("s")[0])
-        stack.root.write_text(acme.issuing_root(_pebble_container(node, pebble)))
-        wait_for(lambda: stack.request(domain, "/editor/")["status"] == 200, 120, "HTTPS with pebble's certificate", 1)
+        issued(stack, pebble_name)
         TIMES["HTTPS 200 with the issued certificate"] = time.monotonic() - began
         print(f"\nswarm, two instances: images loaded in {node.load_seconds:.1f} s; `stackgen up` (deploy -> every task running "
               f"and healthy) {TIMES['stackgen up']:.1f} s (its own count {TIMES['converged']:.1f} s); "
               f"-> HTTPS 200 with pebble's certificate {TIMES['HTTPS 200 with the issued certificate']:.1f} s\n{up.stdout}")
-        node.docker("service", "rm", pebble)  # the certificate is issued: the test's CA leaves the stack's network
+        node.docker("service", "rm", pebble_name)  # the certificate is issued: the test's CA leaves the stack's network
         yield stack
     finally:
-        stack.stackgen("down", str(directory), "--volumes")
-
-
-def _pebble_container(node: SwarmEngine, name: str):
-    return node.client.containers.list(filters={"label": f"com.docker.swarm.service.name={name}"})[0]
-
-
-def _app():
-    from stackgen.cli.app import app
-
-    return app
+        stack.stackgen("down", str(stack.directory), "--volumes")
 
 
 def test_each_host_name_reaches_its_own_instance_over_https(deployed: SwarmStack):
@@ -349,7 +236,16 @@ def test_verify_live_probes_all_never_takes_the_edges_published_ports_away(deplo
         wait_for(lambda: not client.containers.list(all=True, filters=probe), 15, "every probe container removed", 0.5)
     except AssertionError:
         raise AssertionError([(c.name, c.status) for c in client.containers.list(all=True, filters=probe)]) from None
-    wait_for(lambda: not client.networks.list(filters=probe), 30, "every probe network removed", 0.5)
+    try:
+        wait_for(lambda: not client.networks.list(filters=probe), 30, "every probe network removed", 0.5)
+    except AssertionError:
+        left = [(n.name, client.api.inspect_network(n.id).get("Containers"), client.api.inspect_network(n.id).get("Peers"))
+                for n in client.networks.list(filters=probe)]
+        try:
+            client.networks.get(client.networks.list(filters=probe)[0].id).remove()
+        except Exception as exc:  # noqa: BLE001 - what the engine says is the diagnosis
+            left.append(repr(exc))
+        raise AssertionError(f"probe networks left 30 s after verify returned: {left}") from None
     print(f"probe networks gone from the node's list {time.monotonic() - began:.1f} s after verify returned (+0.5 s)")
 
 

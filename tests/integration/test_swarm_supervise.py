@@ -1,6 +1,6 @@
 """`stackgen supervise` against a swarm stack, for real: the reference stack (Caddy, certbot HTTP-01 against pebble, one
 Node-RED) deployed by `stackgen up` to the private single-node swarm (swarm_support.SwarmEngine, through
-test_swarm_operate's fixtures and helpers), one supervisor running for the whole module.
+swarm_stack's helpers), one supervisor running for the whole module.
 
 Proved: the supervisor watches the stack (services resynced from the task lists, the first drift check clean: the
 SG011 every swarm service has is the stack file's own, a baseline, not drift); Node-RED's task container killed is
@@ -26,23 +26,32 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import yaml
 from docker.errors import NotFound
 
-from stackgen.generate import swarm
 from stackgen.supervise.alerts import read_log
-from tests import acme
-from tests.images.build import pinned
-from tests.integration import test_swarm_operate as operate
-from tests.integration.harness import PASSWORD, runner
 from tests.integration.supervisor_support import wait_for
+from tests.integration.swarm_stack import (
+    HTTPS_PORT,
+    ROOT,
+    SwarmStack,
+    issued,
+    make_stack,
+    pebble,
+    placement_labels,
+    private_swarm,
+)
 from tests.integration.swarm_support import SwarmEngine
-from tests.integration.test_swarm_operate import HTTP_PORT, HTTPS_PORT, ROOT, SwarmStack, _app, _pebble, _pebble_container
 
 pytestmark = pytest.mark.engine
 
 TIMES: dict[str, float] = {}
-swarm_node = operate.swarm_node  # the private single-node swarm (a module fixture: this module gets its own)
+
+
+@pytest.fixture(scope="module")
+def swarm_node(engine, local_images) -> Iterator[SwarmEngine]:
+    """The private single-node swarm of this module."""
+    yield from private_swarm()
+
 
 # `stackgen supervise DIR` with a way in: each line on stdin is a job request ("renewal force"); SIGTERM stops it.
 DRIVER = """
@@ -75,34 +84,20 @@ def deployed(swarm_node: SwarmEngine, engine, tmp_path_factory) -> Iterator[Swar
     """One Node-RED behind Caddy, made with init and generate --target swarm, up; pebble stays (the renewal needs it)."""
     node = swarm_node
     workdir = tmp_path_factory.mktemp("swarm-supervise")
-    project, domain = f"sgsup-{node.tag}", "nodered.swarm.stackgen.test"
-    (workdir / "pw.txt").write_text(PASSWORD + "\n")
-    ca_bundle = acme.prepare(engine, workdir)
-    directory = workdir / "stack"
-    for args in (
-        ["init", str(directory), "--non-interactive", "--project", project, "--domain", domain, "--email", "ops@stackgen.test",
-         "--edge", "caddy", "--admin-password-file", str(workdir / "pw.txt"), "--acme-directory", acme.DIRECTORY_URL,
-         "--ca-bundle", str(ca_bundle), "--http-port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT),
-         "--image-node-red", pinned("node-red"), "--image-edge", pinned("caddy"), "--image-certbot", pinned("certbot")],
-        ["generate", str(directory), "--target", "swarm"],
-    ):
-        result = runner.invoke(_app(), args)
-        assert result.exit_code == 0, result.output
-    document = yaml.safe_load((directory / swarm.SWARM_FILE).read_text())
-    node.label_node([pin["label"] for pin in document["x-stackgen"]["placement"]])
-    pebble = _pebble(node, project, workdir)
-    stack = SwarmStack(node, directory, project, domain, domain, workdir / "pebble-root.pem")
+    project = f"sgsup-{node.tag}"
+    stack = make_stack(node, engine, workdir, project, "nodered.swarm.stackgen.test")
+    node.label_node(placement_labels(stack))
+    pebble_name = pebble(node, project, workdir)
     try:
         began = time.monotonic()
-        up = stack.stackgen("up", str(directory), "--resolve-image", "never", "--timeout", "300")
+        up = stack.up()
         assert up.returncode == 0, up.stdout + up.stderr
-        stack.root.write_text(acme.issuing_root(_pebble_container(node, pebble)))
-        wait_for(lambda: stack.request(domain, "/editor/")["status"] == 200, 120, "HTTPS with pebble's certificate", 1)
+        issued(stack, pebble_name)
         TIMES["up -> HTTPS 200"] = time.monotonic() - began
         yield stack
     finally:
-        node.docker("service", "rm", pebble, check=False)  # off the stack's network, or `down` waits for it
-        stack.stackgen("down", str(directory), "--volumes")
+        node.docker("service", "rm", pebble_name, check=False)  # off the stack's network, or `down` waits for it
+        stack.stackgen("down", str(stack.directory), "--volumes")
         print(f"\nswarm supervise timings (s): {json.dumps({k: round(v, 1) for k, v in TIMES.items()})}")
 
 

@@ -42,9 +42,9 @@ from tests import acme
 from tests.images.build import pinned
 from tests.integration.harness import PASSWORD, runner
 from tests.integration.supervisor_support import wait_for
+from tests.integration.swarm_stack import HTTP_PORT, HTTPS_PORT, SwarmStack, app, pebble_container, unavailable
 from tests.integration.swarm_support import LINK_ADDRESSES, SwarmEngine
 from tests.integration.test_instances_live import CONNECT, LAB_PASSWORD
-from tests.integration.test_swarm_operate import HTTP_PORT, HTTPS_PORT, SwarmStack, _app, _pebble_container, _unavailable
 
 pytestmark = pytest.mark.engine
 
@@ -113,7 +113,7 @@ class TwoNodes:
 def nodes(engine, local_images):
     for tool in ("unshare", "nsenter", "ip"):
         if not any((Path(d) / tool).exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
-            _unavailable(f"{tool} is missing: the swarm runs on private engines in network namespaces of their own")
+            unavailable(f"{tool} is missing: the swarm runs on private engines in network namespaces of their own")
     two = TwoNodes()
     try:
         two.start()
@@ -158,11 +158,11 @@ def deployed(nodes: TwoNodes, engine, tmp_path_factory):
         ["instance", "add", str(directory), "lab", "--domain", lab_domain, "--non-interactive", "--admin-user", "lab-admin",
          "--admin-password-file", str(workdir / "lab-pw.txt"), "--image", pinned("node-red")],
     ):
-        result = runner.invoke(_app(), args)
+        result = runner.invoke(app(), args)
         assert result.exit_code == 0, result.output
     # First with encrypted overlays (the default): on a kernel without IPsec ESP every task converges healthy and the edge
     # reaches nothing on the worker; `up` must say so. Then `swarm.encrypted_overlays: false`, which the tests below use.
-    generated = runner.invoke(_app(), ["generate", str(directory), "--target", "swarm"])
+    generated = runner.invoke(app(), ["generate", str(directory), "--target", "swarm"])
     assert generated.exit_code == 0, generated.output
     document = yaml.safe_load((directory / swarm.SWARM_FILE).read_text())
     assert all((n.get("driver_opts") or {}).get("encrypted") == "true" for n in document["networks"].values())
@@ -180,11 +180,11 @@ def deployed(nodes: TwoNodes, engine, tmp_path_factory):
         TIMES["stackgen up, encrypted overlays"] = time.monotonic() - began
         assert stack.encrypted_up.returncode in (0, 1), stack.encrypted_up.stdout + stack.encrypted_up.stderr
         # Every task converged (certbot healthy: the certificate is issued) before the edge was asked to reach B.
-        stack.root.write_text(acme.issuing_root(_pebble_container(manager, pebble)))
+        stack.root.write_text(acme.issuing_root(pebble_container(manager, pebble)))
 
         with open(directory / "stack.yaml", "a") as spec:
             spec.write("swarm:\n  encrypted_overlays: false\n")
-        generated = runner.invoke(_app(), ["generate", str(directory), "--target", "swarm"])
+        generated = runner.invoke(app(), ["generate", str(directory), "--target", "swarm"])
         assert generated.exit_code == 0, generated.output
         assert "overlay encryption is OFF" in generated.output, "generate warns"
         document = yaml.safe_load((directory / swarm.SWARM_FILE).read_text())
