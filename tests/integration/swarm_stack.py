@@ -20,12 +20,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import yaml
 
 from stackgen.generate import swarm
 from tests import acme
 from tests.images.build import pinned
+from tests.integration.conftest import _unavailable as unavailable
 from tests.integration.harness import PASSWORD, runner
 from tests.integration.supervisor_support import wait_for
 from tests.integration.swarm_support import SwarmEngine
@@ -47,13 +47,6 @@ try:
 except Exception as exc:
     print(json.dumps({"status": 0, "error": repr(exc)}))
 """
-
-
-def unavailable(reason: str) -> None:
-    """A missing prerequisite: a failure under CI=true (never a skip counted as a pass), a skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
 
 
 def app():

@@ -12,7 +12,6 @@ certificate pebble issued.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -26,6 +25,7 @@ from stackgen.generate.files import RenderedFile
 from stackgen.generate.render import render
 from tests import acme, golden
 from tests.images.build import pinned
+from tests.integration.conftest import _unavailable
 from tests.integration.harness import PASSWORD, runner
 from tests.integration.supervisor_support import wait_for
 from tests.integration.swarm_support import SwarmEngine
@@ -62,13 +62,6 @@ try:
 except Exception as exc:
     print(json.dumps({"status": 0, "error": repr(exc)}))
 """
-
-
-def _unavailable(reason: str) -> None:
-    """As conftest's: under CI (CI=true) a missing tool is a failure, elsewhere a skip."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
 
 
 def _stack_config_supported() -> bool:
